@@ -1,0 +1,111 @@
+//! [`DropGuard`]: a token that triggers itself when a scope ends.
+
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::thread;
+
+use crate::reason::{Reason, ReasonKind};
+use crate::CancelToken;
+
+/// A handle that triggers its token with [`ReasonKind::Dropped`] when dropped, unless
+/// [disarmed](DropGuard::disarm). Made by [`CancelToken::drop_guard`].
+///
+/// It ties the life of background work to a scope: every early return, `?` and panic that
+/// leaves the scope cancels the work.
+///
+/// # Panics
+///
+/// Dropping the guard triggers the token, and so runs its callbacks; a panicking callback's
+/// panic propagates from the drop. While the thread is already unwinding from another panic,
+/// such a callback panic is swallowed instead, so that it cannot abort the process.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_token::{CancelToken, ReasonKind};
+///
+/// fn work(token: CancelToken, fail: bool) -> Result<(), &'static str> {
+///     let guard = token.drop_guard();
+///     if fail {
+///         return Err("failed early"); // the guard triggers the token
+///     }
+///     guard.disarm(); // success: leave the token alone
+///     Ok(())
+/// }
+///
+/// let ok = CancelToken::new();
+/// work(ok.clone(), false).unwrap();
+/// assert!(!ok.is_triggered());
+///
+/// let failed = CancelToken::new();
+/// work(failed.clone(), true).unwrap_err();
+/// assert_eq!(failed.reason().unwrap().kind(), ReasonKind::Dropped);
+/// ```
+#[must_use = "dropping a DropGuard triggers its token at once"]
+pub struct DropGuard {
+    token: Option<CancelToken>,
+}
+
+impl DropGuard {
+    pub(crate) fn new(token: CancelToken) -> Self {
+        DropGuard { token: Some(token) }
+    }
+
+    /// Gives the token back without triggering it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::CancelToken;
+    ///
+    /// let guard = CancelToken::new().drop_guard();
+    /// let token = guard.disarm();
+    /// assert!(!token.is_triggered());
+    /// ```
+    pub fn disarm(mut self) -> CancelToken {
+        self.token
+            .take()
+            .expect("a DropGuard holds its token until dropped or disarmed")
+    }
+
+    /// The guarded token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::CancelToken;
+    ///
+    /// let guard = CancelToken::named("job").drop_guard();
+    /// assert_eq!(guard.token().name(), Some("job"));
+    /// # guard.disarm();
+    /// ```
+    pub fn token(&self) -> &CancelToken {
+        self.token
+            .as_ref()
+            .expect("a DropGuard holds its token until dropped or disarmed")
+    }
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let reason = Reason::new(ReasonKind::Dropped);
+        if thread::panicking() {
+            // A second panic while unwinding aborts the process; the token is triggered
+            // whether or not a callback panics, so the payload can be dropped.
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| token.trigger_with(reason)));
+        } else {
+            token.trigger_with(reason);
+        }
+    }
+}
+
+impl fmt::Debug for DropGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DropGuard")
+            .field("token", &self.token)
+            .finish()
+    }
+}

@@ -1,0 +1,102 @@
+//! Tests of internal bookkeeping that the public API cannot observe: registrations are
+//! removed, not just ignored.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use crate::CancelToken;
+
+fn poll_pending<F: Future + Unpin>(future: &mut F) {
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(Pin::new(future).poll(&mut cx).is_pending());
+}
+
+#[test]
+fn dropping_a_child_removes_its_link() {
+    let parent = CancelToken::new();
+    let children: Vec<CancelToken> = (0..10).map(|_| parent.child()).collect();
+    assert_eq!(parent.registrations(), (10, 0));
+    drop(children);
+    assert_eq!(parent.registrations(), (0, 0));
+}
+
+#[test]
+fn an_intermediate_token_stays_linked_while_it_has_descendants() {
+    let root = CancelToken::new();
+    let middle = root.child();
+    let leaf = middle.child();
+    drop(middle);
+    assert_eq!(root.registrations(), (1, 0), "the leaf still needs the middle link");
+    drop(leaf);
+    assert_eq!(root.registrations(), (0, 0), "the whole branch is unlinked");
+}
+
+#[test]
+fn dropping_a_chain_removes_it_from_both_sources() {
+    let a = CancelToken::new();
+    let b = CancelToken::new();
+    let chained = a.chain(&b);
+    assert_eq!((a.registrations(), b.registrations()), ((1, 0), (1, 0)));
+    drop(chained);
+    assert_eq!((a.registrations(), b.registrations()), ((0, 0), (0, 0)));
+}
+
+#[test]
+fn dropping_a_callback_guard_removes_the_callback() {
+    let token = CancelToken::new();
+    let guards: Vec<_> = (0..5).map(|_| token.on_cancel(|_| {})).collect();
+    assert_eq!(token.registrations(), (0, 5));
+    drop(guards);
+    assert_eq!(token.registrations(), (0, 0));
+}
+
+#[test]
+fn a_trigger_consumes_every_registration() {
+    let token = CancelToken::new();
+    let child = token.child();
+    let guard = token.on_cancel(|_| {});
+    token.trigger();
+    assert_eq!(token.registrations(), (0, 0));
+    drop((child, guard));
+}
+
+#[test]
+fn a_self_triggered_child_unlinks_when_dropped() {
+    let parent = CancelToken::new();
+    let child = parent.child();
+    child.trigger();
+    assert_eq!(parent.registrations(), (1, 0));
+    drop(child);
+    assert_eq!(parent.registrations(), (0, 0));
+}
+
+#[test]
+fn a_wait_registers_once_and_deregisters_on_drop() {
+    let token = CancelToken::new();
+    let mut wait = token.wait();
+    assert_eq!(token.node().waiters(), 0, "nothing is registered before the first poll");
+    for _ in 0..10 {
+        poll_pending(&mut wait);
+    }
+    assert_eq!(token.node().waiters(), 1, "re-polling never adds registrations");
+    drop(wait);
+    assert_eq!(token.node().waiters(), 0);
+
+    let mut owned = token.clone().wait_owned();
+    poll_pending(&mut owned);
+    assert_eq!(token.node().waiters(), 1);
+    drop(owned);
+    assert_eq!(token.node().waiters(), 0);
+}
+
+#[test]
+fn a_completed_wait_releases_its_registration() {
+    let token = CancelToken::new();
+    let mut wait = token.wait();
+    poll_pending(&mut wait);
+    token.trigger();
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(Pin::new(&mut wait).poll(&mut cx).is_ready());
+    assert_eq!(token.node().waiters(), 0);
+}
