@@ -165,7 +165,10 @@ pub struct CallbackGuard {
 }
 
 impl CallbackGuard {
-    pub(crate) fn new(token: CancelToken, registration: Option<(usize, Arc<dyn Callback>)>) -> Self {
+    pub(crate) fn new(
+        token: CancelToken,
+        registration: Option<(usize, Arc<dyn Callback>)>,
+    ) -> Self {
         CallbackGuard {
             token,
             registration,

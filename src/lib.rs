@@ -10,39 +10,46 @@
 //!
 //! ```
 //! use std::thread;
-//! use cancel_token::{CancelToken, Cancelled, ReasonKind};
+//! use cancel_token::{CancelToken, Cancelled};
 //!
-//! // A worker thread that checks the token between units of work.
-//! fn crunch(token: &CancelToken) -> Result<u64, Cancelled> {
-//!     let mut n = 0u64;
-//!     loop {
-//!         token.raise_if_triggered()?;
-//!         n += 1;
-//!         thread::yield_now();
+//! // Library code takes a token and stops when it is triggered.
+//! fn copy_chunks(chunks: &[&str], token: &CancelToken) -> Result<usize, Cancelled> {
+//!     let mut copied = 0;
+//!     for chunk in chunks {
+//!         token.raise_if_triggered()?; // Err(Cancelled) once triggered
+//!         copied += chunk.len();
 //!     }
+//!     Ok(copied)
 //! }
 //!
 //! let shutdown = CancelToken::named("shutdown");
-//! let request = shutdown.child_named("request");
+//! let user = CancelToken::named("user");
+//! let request = user.chain(&shutdown); // triggered by either
 //!
-//! let worker = {
+//! // A plain thread waits without any runtime...
+//! let watcher = {
 //!     let request = request.clone();
-//!     thread::spawn(move || crunch(&request))
+//!     thread::spawn(move || {
+//!         request.wait_blocking();
+//!         request.reason().unwrap().to_string()
+//!     })
 //! };
-//! // An async task waiting for the same token, on whatever executor you use.
-//! let waiter = {
+//! // ...and async code awaits the same token on any executor.
+//! let task = {
 //!     let request = request.clone();
 //!     thread::spawn(move || futures_lite::future::block_on(request.wait_owned()))
 //! };
-//! let _log = request.on_cancel(|reason| println!("request cancelled: {reason}"));
+//! // Callbacks run once, on the triggering thread.
+//! let _cleanup = request.on_cancel(|reason| println!("cleaning up: {reason}"));
 //!
-//! shutdown.trigger_with("server stopping");
+//! assert_eq!(copy_chunks(&["a", "bc"], &request), Ok(3));
+//! shutdown.trigger_with("maintenance window");
 //!
-//! let err = worker.join().unwrap().unwrap_err();
-//! waiter.join().unwrap();
+//! assert_eq!(watcher.join().unwrap(), "maintenance window");
+//! task.join().unwrap();
+//! let err = copy_chunks(&["a"], &request).unwrap_err();
 //! assert_eq!(err.token(), &shutdown);
-//! assert_eq!(err.reason().kind(), ReasonKind::Manual);
-//! assert_eq!(err.to_string(), "cancellation requested by token shutdown: server stopping");
+//! assert_eq!(err.to_string(), "cancellation requested by token shutdown: maintenance window");
 //! ```
 //!
 //! # Guarantees
@@ -80,6 +87,11 @@ mod wait;
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, compiled and run as doctests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use callback::CallbackGuard;
 pub use error::Cancelled;

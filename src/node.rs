@@ -246,9 +246,9 @@ impl Node {
     /// Number of live child links and callbacks, for tests of the no-leak rules.
     #[cfg(test)]
     pub(crate) fn registrations(&self) -> (usize, usize) {
-        lock(&self.links)
-            .as_ref()
-            .map_or((0, 0), |links| (links.children.len(), links.callbacks.len()))
+        lock(&self.links).as_ref().map_or((0, 0), |links| {
+            (links.children.len(), links.callbacks.len())
+        })
     }
 }
 
@@ -285,7 +285,8 @@ impl Propagation {
         let callbacks = links.callbacks.take_all();
         drop(guard);
         // A child that fails to upgrade is being dropped; it has nothing left to notify.
-        self.work.extend(children.filter_map(|child| child.upgrade()));
+        self.work
+            .extend(children.filter_map(|child| child.upgrade()));
         self.callbacks.extend(callbacks);
     }
 

@@ -27,7 +27,11 @@ fn an_intermediate_token_stays_linked_while_it_has_descendants() {
     let middle = root.child();
     let leaf = middle.child();
     drop(middle);
-    assert_eq!(root.registrations(), (1, 0), "the leaf still needs the middle link");
+    assert_eq!(
+        root.registrations(),
+        (1, 0),
+        "the leaf still needs the middle link"
+    );
     drop(leaf);
     assert_eq!(root.registrations(), (0, 0), "the whole branch is unlinked");
 }
@@ -75,11 +79,19 @@ fn a_self_triggered_child_unlinks_when_dropped() {
 fn a_wait_registers_once_and_deregisters_on_drop() {
     let token = CancelToken::new();
     let mut wait = token.wait();
-    assert_eq!(token.node().waiters(), 0, "nothing is registered before the first poll");
+    assert_eq!(
+        token.node().waiters(),
+        0,
+        "nothing is registered before the first poll"
+    );
     for _ in 0..10 {
         poll_pending(&mut wait);
     }
-    assert_eq!(token.node().waiters(), 1, "re-polling never adds registrations");
+    assert_eq!(
+        token.node().waiters(),
+        1,
+        "re-polling never adds registrations"
+    );
     drop(wait);
     assert_eq!(token.node().waiters(), 0);
 

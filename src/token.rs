@@ -613,4 +613,3 @@ impl fmt::Display for CancelToken {
         f.write_str(self.name().unwrap_or("<unnamed>"))
     }
 }
-
