@@ -3,6 +3,7 @@
 use std::error::Error;
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use crate::node::{Fired, Node};
 use crate::reason::{Reason, ReasonKind};
@@ -163,5 +164,212 @@ impl From<Cancelled> for io::Error {
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, cancelled)
+    }
+}
+
+/// The timeout of a [`CancelToken::cancellable_wait`](crate::CancelToken::cancellable_wait)
+/// elapsed before any of its futures completed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cancel_token::CancelToken;
+///
+/// # futures_lite::future::block_on(async {
+/// let token = CancelToken::new();
+/// let never = [futures_lite::future::pending::<()>()];
+/// let err = token.cancellable_wait(never, Some(Duration::from_millis(5))).await.unwrap_err();
+/// let timed_out = err.timed_out().unwrap();
+/// assert_eq!(timed_out.timeout(), Duration::from_millis(5));
+/// assert_eq!(timed_out.to_string(), "timed out after 5ms");
+/// # });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedOut {
+    timeout: Duration,
+}
+
+impl TimedOut {
+    pub(crate) fn new(timeout: Duration) -> TimedOut {
+        TimedOut { timeout }
+    }
+
+    /// The timeout that elapsed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::CancelToken;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let none: [std::future::Pending<()>; 0] = [];
+    /// let err = CancelToken::new().cancellable_wait(none, Some(Duration::ZERO)).await.unwrap_err();
+    /// assert_eq!(err.timed_out().unwrap().timeout(), Duration::ZERO);
+    /// # });
+    /// ```
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timed out after {:?}", self.timeout)
+    }
+}
+
+impl Error for TimedOut {}
+
+impl From<TimedOut> for io::Error {
+    /// An [`io::ErrorKind::TimedOut`] error wrapping the timeout.
+    fn from(timed_out: TimedOut) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, timed_out)
+    }
+}
+
+/// Why a [`CancelToken::cancellable_wait`](crate::CancelToken::cancellable_wait) returned
+/// without an output.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_token::{CancelToken, WaitError};
+///
+/// # futures_lite::future::block_on(async {
+/// let token = CancelToken::named("job");
+/// token.trigger_with("shutdown");
+/// let never = [futures_lite::future::pending::<()>()];
+/// match token.cancellable_wait(never, None).await {
+///     Err(WaitError::Cancelled(cancelled)) => {
+///         assert_eq!(cancelled.to_string(), "cancellation requested by token job: shutdown")
+///     }
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # });
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WaitError {
+    /// The token was triggered.
+    Cancelled(Cancelled),
+    /// The timeout elapsed first.
+    TimedOut(TimedOut),
+}
+
+impl WaitError {
+    /// Whether the token was triggered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::{CancelToken, WaitError};
+    ///
+    /// let token = CancelToken::new();
+    /// token.trigger();
+    /// let err = WaitError::from(token.raise_if_triggered().unwrap_err());
+    /// assert!(err.is_cancelled());
+    /// assert!(!err.is_timed_out());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, WaitError::Cancelled(_))
+    }
+
+    /// Whether the timeout elapsed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::CancelToken;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let never = [futures_lite::future::pending::<()>()];
+    /// let err = CancelToken::new()
+    ///     .cancellable_wait(never, Some(Duration::from_millis(1)))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_timed_out());
+    /// # });
+    /// ```
+    pub fn is_timed_out(&self) -> bool {
+        matches!(self, WaitError::TimedOut(_))
+    }
+
+    /// The cancellation, if the token was triggered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::{CancelToken, ReasonKind, WaitError};
+    ///
+    /// let token = CancelToken::new();
+    /// token.trigger_with(ReasonKind::Signal);
+    /// let err = WaitError::from(token.raise_if_triggered().unwrap_err());
+    /// assert_eq!(err.cancelled().unwrap().kind(), ReasonKind::Signal);
+    /// ```
+    pub fn cancelled(&self) -> Option<&Cancelled> {
+        match self {
+            WaitError::Cancelled(cancelled) => Some(cancelled),
+            WaitError::TimedOut(_) => None,
+        }
+    }
+
+    /// The timeout, if it elapsed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::{CancelToken, WaitError};
+    ///
+    /// let token = CancelToken::new();
+    /// token.trigger();
+    /// assert!(WaitError::from(token.raise_if_triggered().unwrap_err()).timed_out().is_none());
+    /// ```
+    pub fn timed_out(&self) -> Option<&TimedOut> {
+        match self {
+            WaitError::TimedOut(timed_out) => Some(timed_out),
+            WaitError::Cancelled(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for WaitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitError::Cancelled(cancelled) => fmt::Display::fmt(cancelled, f),
+            WaitError::TimedOut(timed_out) => fmt::Display::fmt(timed_out, f),
+        }
+    }
+}
+
+impl Error for WaitError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            WaitError::Cancelled(cancelled) => Some(cancelled),
+            WaitError::TimedOut(timed_out) => Some(timed_out),
+        }
+    }
+}
+
+impl From<Cancelled> for WaitError {
+    fn from(cancelled: Cancelled) -> WaitError {
+        WaitError::Cancelled(cancelled)
+    }
+}
+
+impl From<TimedOut> for WaitError {
+    fn from(timed_out: TimedOut) -> WaitError {
+        WaitError::TimedOut(timed_out)
+    }
+}
+
+impl From<WaitError> for io::Error {
+    /// The `io::Error` of the inner [`Cancelled`] or [`TimedOut`].
+    fn from(err: WaitError) -> io::Error {
+        match err {
+            WaitError::Cancelled(cancelled) => cancelled.into(),
+            WaitError::TimedOut(timed_out) => timed_out.into(),
+        }
     }
 }

@@ -80,8 +80,12 @@ mod error;
 mod guard;
 mod node;
 mod reason;
+mod registry;
+mod run;
 mod slab;
+mod slot;
 mod sync;
+mod time;
 mod token;
 mod wait;
 
@@ -94,8 +98,11 @@ mod tests;
 struct ReadmeDoctests;
 
 pub use callback::CallbackGuard;
-pub use error::Cancelled;
+pub use error::{Cancelled, TimedOut, WaitError};
 pub use guard::DropGuard;
 pub use reason::{Reason, ReasonKind};
+pub use registry::{CancelRegistry, Registration};
+pub use run::{CancelStream, CancelStreamOwned, CancellableWait, Run, RunOwned};
+pub use slot::CancelSlot;
 pub use token::CancelToken;
 pub use wait::{Wait, WaitOwned};

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::panic::{self, AssertUnwindSafe};
+use std::time::Instant;
 
 use event_listener::Event;
 
@@ -17,6 +18,7 @@ use crate::callback::Callback;
 use crate::reason::Reason;
 use crate::slab::Slab;
 use crate::sync::{lock, Arc, Mutex, OnceLock, Weak};
+use crate::time::{self, TimerKey};
 
 /// What a triggered token records, published in one step so that nobody can observe the flag
 /// without the reason.
@@ -45,6 +47,11 @@ struct Links {
     /// allocation for its back link.
     parent: Option<ParentLink>,
     more_parents: Vec<ParentLink>,
+    /// The effective deadline: the earliest of this token's own and its sources'.
+    deadline: Option<Instant>,
+    /// This token's own registration with the timer thread, when its own deadline is the
+    /// effective one (otherwise a source's timer fires first and propagates).
+    timer: Option<TimerKey>,
 }
 
 /// A strong link to a parent, with the key of our entry in its children slab.
@@ -62,8 +69,21 @@ impl Links {
         }
     }
 
-    fn into_parents(self) -> impl Iterator<Item = ParentLink> {
+    /// Releases the timer registration and hands back the parent links; everything else
+    /// (unrun callbacks, dead child links) is dropped here.
+    fn dismantle(self) -> impl Iterator<Item = ParentLink> {
+        if let Some(key) = self.timer {
+            time::cancel(key);
+        }
         self.parent.into_iter().chain(self.more_parents)
+    }
+}
+
+/// The earlier of two optional deadlines, `None` meaning "never".
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -156,6 +176,7 @@ impl Node {
                 node: Arc::clone(this),
                 key,
             }),
+            deadline: links.deadline,
             ..Links::default()
         };
         let child = Arc::new(Node::with_links(name, Some(Box::new(back_link))));
@@ -188,16 +209,60 @@ impl Node {
                     break;
                 }
                 let links = guard.get_or_insert_with(Default::default);
-                links.children.insert(Arc::downgrade(&node))
+                (links.children.insert(Arc::downgrade(&node)), links.deadline)
             };
-            lock(&node.links)
-                .get_or_insert_with(Default::default)
-                .add_parent(ParentLink {
-                    node: Arc::clone(parent),
-                    key,
-                });
+            let (key, deadline) = key;
+            let mut guard = lock(&node.links);
+            let links = guard.get_or_insert_with(Default::default);
+            links.deadline = earliest(links.deadline, deadline);
+            links.add_parent(ParentLink {
+                node: Arc::clone(parent),
+                key,
+            });
         }
         node
+    }
+
+    /// Gives `this` its own deadline. The effective deadline becomes the earlier of this one
+    /// and the inherited one; a timer is registered only if this one is earlier. A deadline
+    /// that has passed triggers at once.
+    pub(crate) fn set_deadline(this: &Arc<Node>, deadline: Instant) {
+        if deadline <= Instant::now() {
+            Node::trigger(this, Reason::new(crate::ReasonKind::Timeout));
+            return;
+        }
+        {
+            let mut guard = lock(&this.links);
+            if this.is_triggered() {
+                return;
+            }
+            let links = guard.get_or_insert_with(Default::default);
+            if links
+                .deadline
+                .is_some_and(|inherited| inherited <= deadline)
+            {
+                return;
+            }
+            links.deadline = Some(deadline);
+        }
+        // Registered outside the node's lock: the timer thread locks nodes (to trigger them)
+        // after its own lock, never the other way round.
+        let key = time::register(deadline, Arc::downgrade(this));
+        let mut guard = lock(&this.links);
+        let stale = match guard.as_mut() {
+            Some(links) if !this.is_triggered() => links.timer.replace(key),
+            // Triggered meanwhile (possibly by this very timer): nothing to keep.
+            _ => Some(key),
+        };
+        drop(guard);
+        if let Some(stale) = stale {
+            time::cancel(stale);
+        }
+    }
+
+    /// The effective deadline, if any.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        lock(&self.links).as_ref().and_then(|links| links.deadline)
     }
 
     /// The node whose trigger fired `this`, if `this` is triggered.
@@ -283,7 +348,11 @@ impl Propagation {
         };
         let children = links.children.take_all();
         let callbacks = links.callbacks.take_all();
+        let timer = links.timer.take();
         drop(guard);
+        if let Some(key) = timer {
+            time::cancel(key);
+        }
         // A child that fails to upgrade is being dropped; it has nothing left to notify.
         self.work
             .extend(children.filter_map(|child| child.upgrade()));
@@ -321,7 +390,7 @@ impl Drop for Node {
         let Some(links) = links else {
             return;
         };
-        let mut pending: Vec<ParentLink> = (*links).into_parents().collect();
+        let mut pending: Vec<ParentLink> = (*links).dismantle().collect();
         while let Some(ParentLink { node, key }) = pending.pop() {
             node.unlink_child(key);
             if let Some(mut parent) = Arc::into_inner(node) {
@@ -331,7 +400,7 @@ impl Drop for Node {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .take();
                 if let Some(links) = links {
-                    pending.extend((*links).into_parents());
+                    pending.extend((*links).dismantle());
                 }
                 // `parent` drops here with no links left, so its own `drop` returns at once.
             }

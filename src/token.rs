@@ -2,15 +2,18 @@
 
 use std::borrow::Cow;
 use std::fmt;
-
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
+
+use futures_core::Stream;
 
 use crate::callback::{self, CallbackGuard};
 use crate::error::Cancelled;
 use crate::guard::DropGuard;
 use crate::node::Node;
 use crate::reason::Reason;
+use crate::run::{CancelStream, CancelStreamOwned, CancellableWait, Run, RunOwned};
 use crate::sync::Arc;
 use crate::wait::{self, Wait, WaitOwned};
 
@@ -549,6 +552,268 @@ impl CancelToken {
     /// ```
     pub fn drop_guard(self) -> DropGuard {
         DropGuard::new(self)
+    }
+
+    /// Runs `future` until it completes or the token is triggered, whichever comes first.
+    ///
+    /// The result is `Ok(output)`, or `Err(Cancelled)` once the token is triggered.
+    /// Cancellation wins ties: the token is checked before every poll of `future`, a token
+    /// triggered before the first poll means `future` is never polled, and `future` is dropped
+    /// the moment the trigger is seen. See [`Run`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::CancelToken;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let token = CancelToken::new();
+    /// let trigger = token.clone();
+    /// std::thread::spawn(move || trigger.trigger_with("user pressed stop"));
+    ///
+    /// // A download that would never finish on its own.
+    /// let result = token.run(futures_lite::future::pending::<Vec<u8>>()).await;
+    /// assert_eq!(result.unwrap_err().reason().message(), Some("user pressed stop"));
+    /// # });
+    /// ```
+    pub fn run<F: Future>(&self, future: F) -> Run<'_, F> {
+        Run::new(self, future)
+    }
+
+    /// Like [`run`](Self::run), but the returned future owns a handle of the token, so it can
+    /// be spawned (`tokio::spawn(token.clone().run_owned(fut))`). See [`RunOwned`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::CancelToken;
+    ///
+    /// let token = CancelToken::new();
+    /// let task = token.clone().run_owned(futures_lite::future::pending::<()>());
+    /// let handle = std::thread::spawn(move || futures_lite::future::block_on(task));
+    /// token.trigger();
+    /// assert!(handle.join().unwrap().is_err());
+    /// ```
+    pub fn run_owned<F: Future>(self, future: F) -> RunOwned<F> {
+        RunOwned::new(self, future)
+    }
+
+    /// Yields the items of `stream` until the token is triggered, then ends. See
+    /// [`CancelStream`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_lite::{stream, StreamExt};
+    /// use cancel_token::CancelToken;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let token = CancelToken::new();
+    /// let mut total = 0;
+    /// let mut readings = token.stream(stream::iter(1..));
+    /// while let Some(reading) = readings.next().await {
+    ///     total += reading;
+    ///     if total > 10 {
+    ///         token.trigger_with("enough data");
+    ///     }
+    /// }
+    /// assert_eq!(total, 15); // 1 + 2 + 3 + 4 + 5
+    /// # });
+    /// ```
+    pub fn stream<S: Stream>(&self, stream: S) -> CancelStream<'_, S> {
+        CancelStream::new(self, stream)
+    }
+
+    /// Like [`stream`](Self::stream), but the returned stream owns a handle of the token. See
+    /// [`CancelStreamOwned`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_lite::{stream, StreamExt};
+    /// use cancel_token::CancelToken;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let token = CancelToken::new();
+    /// let mut lines = token.clone().stream_owned(stream::iter(["a", "b"]));
+    /// assert_eq!(lines.next().await, Some("a"));
+    /// token.trigger();
+    /// assert_eq!(lines.next().await, None);
+    /// # });
+    /// ```
+    pub fn stream_owned<S: Stream>(self, stream: S) -> CancelStreamOwned<S> {
+        CancelStreamOwned::new(self, stream)
+    }
+
+    /// Waits for the first of `futures` to complete, unless the token is triggered or
+    /// `timeout` elapses first.
+    ///
+    /// Returns the winner's output (errors inside it untouched), `Err(WaitError::Cancelled)`
+    /// or `Err(WaitError::TimedOut)`. Every other future is dropped before this returns.
+    /// `timeout: None` means no timeout; the timer is checked after the futures, so even
+    /// `Some(Duration::ZERO)` lets a future that is ready at once win. With no futures at all
+    /// this is [`wait`](Self::wait) with a timeout. A triggered token means no future is ever
+    /// polled. See [`CancellableWait`].
+    ///
+    /// The futures must share one type: box them (`Box::pin(fut) as Pin<Box<dyn Future<..>>>`)
+    /// or use an enum to mix different ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::CancelToken;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let token = CancelToken::new();
+    /// let replicas = (0..3).map(|i| async move {
+    ///     if i == 2 { Ok::<_, std::io::Error>(i) } else { futures_lite::future::pending().await }
+    /// });
+    /// let fastest = token.cancellable_wait(replicas, Some(Duration::from_secs(5))).await;
+    /// assert_eq!(fastest.unwrap().unwrap(), 2);
+    /// # });
+    /// ```
+    pub fn cancellable_wait<I>(
+        &self,
+        futures: I,
+        timeout: Option<Duration>,
+    ) -> CancellableWait<'_, I::Item>
+    where
+        I: IntoIterator,
+        I::Item: Future,
+    {
+        CancellableWait::new(self, futures, timeout)
+    }
+
+    /// A new token that triggers itself with [`ReasonKind::Timeout`](crate::ReasonKind::Timeout)
+    /// once `timeout` has elapsed.
+    ///
+    /// The deadline is enforced by the crate's own timer thread, so it fires with no async
+    /// runtime anywhere in the process: async and blocking waiters wake and callbacks run at
+    /// the deadline. A manual trigger before the deadline keeps its own reason and releases
+    /// the timer entry; so does dropping every handle. A timeout too large to represent as an
+    /// [`Instant`] means "never".
+    ///
+    /// # Precision
+    ///
+    /// The token triggers at or after the deadline, usually within a millisecond; a callback
+    /// of another deadline token that blocks the timer thread delays the ones due after it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::{CancelToken, ReasonKind};
+    ///
+    /// let token = CancelToken::with_timeout(Duration::from_millis(20));
+    /// assert!(!token.is_triggered());
+    /// token.wait_blocking();
+    /// assert_eq!(token.reason().unwrap().kind(), ReasonKind::Timeout);
+    /// ```
+    pub fn with_timeout(timeout: Duration) -> CancelToken {
+        let token = CancelToken::new();
+        if let Some(deadline) = Instant::now().checked_add(timeout) {
+            Node::set_deadline(&token.node, deadline);
+        }
+        token
+    }
+
+    /// A new token that triggers itself with [`ReasonKind::Timeout`](crate::ReasonKind::Timeout)
+    /// at `deadline`; at once if the deadline has passed. See [`with_timeout`](Self::with_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cancel_token::{CancelToken, ReasonKind};
+    ///
+    /// let deadline = Instant::now() + Duration::from_secs(3600);
+    /// let token = CancelToken::with_deadline(deadline);
+    /// assert_eq!(token.deadline(), Some(deadline));
+    ///
+    /// let past = CancelToken::with_deadline(Instant::now());
+    /// assert_eq!(past.reason().unwrap().kind(), ReasonKind::Timeout);
+    /// ```
+    pub fn with_deadline(deadline: Instant) -> CancelToken {
+        let token = CancelToken::new();
+        Node::set_deadline(&token.node, deadline);
+        token
+    }
+
+    /// A [`child`](Self::child) that also triggers itself with
+    /// [`ReasonKind::Timeout`](crate::ReasonKind::Timeout) after `timeout`.
+    ///
+    /// Its effective deadline is the earlier of its own and this token's: a child cannot
+    /// outlive its parent's deadline. A timeout too large to represent means "no deadline of
+    /// its own".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::{CancelToken, ReasonKind};
+    ///
+    /// let request = CancelToken::with_timeout(Duration::from_secs(30));
+    /// let query = request.child_with_timeout(Duration::from_millis(10));
+    /// assert!(query.deadline() < request.deadline());
+    ///
+    /// query.wait_blocking();
+    /// assert_eq!(query.reason().unwrap().kind(), ReasonKind::Timeout);
+    /// assert!(!request.is_triggered(), "the child's timeout is its own");
+    ///
+    /// let long = request.child_with_timeout(Duration::from_secs(3600));
+    /// assert_eq!(long.deadline(), request.deadline(), "capped by the parent");
+    /// ```
+    pub fn child_with_timeout(&self, timeout: Duration) -> CancelToken {
+        let child = self.child();
+        if let Some(deadline) = Instant::now().checked_add(timeout) {
+            Node::set_deadline(&child.node, deadline);
+        }
+        child
+    }
+
+    /// A [`child`](Self::child) that also triggers itself at `deadline`. See
+    /// [`child_with_timeout`](Self::child_with_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cancel_token::CancelToken;
+    ///
+    /// let parent = CancelToken::new();
+    /// let deadline = Instant::now() + Duration::from_secs(60);
+    /// let child = parent.child_with_deadline(deadline);
+    /// assert_eq!(child.deadline(), Some(deadline));
+    /// assert_eq!(parent.deadline(), None);
+    /// ```
+    pub fn child_with_deadline(&self, deadline: Instant) -> CancelToken {
+        let child = self.child();
+        Node::set_deadline(&child.node, deadline);
+        child
+    }
+
+    /// The effective deadline: when this token will trigger itself, or be triggered by a
+    /// source's deadline, at the latest. `None` if no deadline applies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::CancelToken;
+    ///
+    /// let parent = CancelToken::with_timeout(Duration::from_secs(5));
+    /// assert_eq!(parent.child().deadline(), parent.deadline());
+    /// assert_eq!(CancelToken::new().deadline(), None);
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline()
+    }
+
+    /// The error for a token known to be triggered (a waiter on it resolved).
+    pub(crate) fn expect_cancelled(&self) -> Cancelled {
+        self.raise_if_triggered()
+            .expect_err("a waiter resolves only once its token is triggered")
     }
 
     fn from_node(node: Node) -> CancelToken {

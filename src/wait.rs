@@ -15,15 +15,17 @@ use event_listener::{EventListener, Listener};
 use crate::node::Node;
 use crate::CancelToken;
 
-/// The state shared by both wait futures: at most one registration, made on the first pending
+/// The state shared by every future that waits on a token: at most one registration, made on the first pending
 /// poll, replaced never, dropped when the future completes or is dropped.
+///
+/// It resolves only once the node's flag has been seen set.
 #[derive(Default)]
-struct Waiter {
+pub(crate) struct Waiter {
     listener: Option<EventListener>,
 }
 
 impl Waiter {
-    fn poll(&mut self, node: &Node, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll(&mut self, node: &Node, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             if node.is_triggered() {
                 self.listener = None;
@@ -40,6 +42,11 @@ impl Waiter {
                 }
             }
         }
+    }
+
+    /// Drops the registration, if any.
+    pub(crate) fn release(&mut self) {
+        self.listener = None;
     }
 }
 
