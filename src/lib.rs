@@ -63,7 +63,18 @@
 //!   returns, at any depth, without recursion.
 //! - Nothing leaks: dropped children, waits and callback guards unregister in O(1).
 //! - No async runtime is required; waits work on tokio, smol, async-std, any `block_on`, or a
-//!   plain thread with [`wait_blocking`](CancelToken::wait_blocking).
+//!   plain thread with [`wait_blocking`](CancelToken::wait_blocking). Deadline tokens
+//!   ([`with_timeout`](CancelToken::with_timeout)) fire from the crate's own timer thread.
+//! - Adapters ([`run`](CancelToken::run), [`stream`](CancelToken::stream),
+//!   [`cancellable_wait`](CancelToken::cancellable_wait)) check the token before the wrapped
+//!   work at every poll: cancellation wins ties, and wrapped work is dropped as soon as the
+//!   trigger is seen.
+//!
+//! # Patterns
+//!
+//! - Scope-bound work: [`drop_guard`](CancelToken::drop_guard) triggers on early return or panic.
+//! - Latest wins: [`CancelSlot`] supersedes the previous request when a new one starts.
+//! - Cancel by id: [`CancelRegistry`] maps keys to the tokens of running operations.
 
 #![forbid(unsafe_code)]
 #![warn(
