@@ -112,3 +112,62 @@ fn a_completed_wait_releases_its_registration() {
     assert!(Pin::new(&mut wait).poll(&mut cx).is_ready());
     assert_eq!(token.node().waiters(), 0);
 }
+
+/// The only unit test that touches the global timer, so the counts below are exact.
+#[test]
+fn timer_entries_are_released_by_drop_and_by_manual_trigger() {
+    use std::time::Duration;
+
+    use crate::time;
+
+    let hour = Duration::from_secs(3600);
+    let before = time::pending();
+
+    let dropped = CancelToken::with_timeout(hour);
+    assert_eq!(time::pending(), before + 1);
+    drop(dropped);
+    assert_eq!(
+        time::pending(),
+        before,
+        "dropping the token releases its entry"
+    );
+
+    let manual = CancelToken::with_timeout(hour);
+    manual.trigger();
+    assert_eq!(
+        time::pending(),
+        before,
+        "a manual trigger releases the entry"
+    );
+    assert_eq!(
+        manual.reason().unwrap().kind(),
+        crate::ReasonKind::Manual,
+        "and keeps its own reason"
+    );
+
+    let parent = CancelToken::with_timeout(hour);
+    let later = parent.child_with_timeout(2 * hour);
+    assert_eq!(
+        time::pending(),
+        before + 1,
+        "a later child deadline needs no timer"
+    );
+    assert_eq!(later.deadline(), parent.deadline());
+    let sooner = parent.child_with_timeout(hour / 2);
+    assert_eq!(time::pending(), before + 2, "an earlier one does");
+    parent.trigger();
+    assert_eq!(
+        time::pending(),
+        before,
+        "propagation releases descendants' entries"
+    );
+    drop((later, sooner));
+
+    let never = CancelToken::with_timeout(Duration::MAX);
+    assert_eq!(
+        time::pending(),
+        before,
+        "an unrepresentable deadline registers nothing"
+    );
+    assert_eq!(never.deadline(), None);
+}
