@@ -2,10 +2,10 @@
 //! unregisters them.
 
 use std::fmt;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Condvar;
 use std::thread::{self, ThreadId};
-
-use event_listener::{Event, Listener};
 
 use crate::reason::Reason;
 use crate::sync::{lock, Arc, Mutex};
@@ -15,8 +15,9 @@ use crate::CancelToken;
 /// the order they were registered.
 static NEXT_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// A registered callback, as the node sees it.
-pub(crate) trait Callback: Send + Sync {
+/// A registered callback, as the node sees it. Unwind safe because the user's closure sits
+/// behind a mutex that is only held while the state changes, never while the closure runs.
+pub(crate) trait Callback: Send + Sync + UnwindSafe + RefUnwindSafe {
     /// Registration order.
     fn seq(&self) -> u64;
     /// Runs the callback unless it already ran or was cancelled.
@@ -30,7 +31,7 @@ struct Entry<F> {
     seq: u64,
     state: Mutex<State<F>>,
     /// Signalled when a running callback finishes, for a guard dropped on another thread.
-    finished: Event,
+    finished: Condvar,
 }
 
 enum State<F> {
@@ -44,12 +45,8 @@ impl<F> Entry<F> {
         Entry {
             seq: NEXT_SEQ.fetch_add(1, Ordering::Relaxed),
             state: Mutex::new(State::Pending(f)),
-            finished: Event::new(),
+            finished: Condvar::new(),
         }
-    }
-
-    fn is_finished(&self) -> bool {
-        matches!(*lock(&self.state), State::Finished)
     }
 }
 
@@ -75,7 +72,7 @@ impl<F: FnOnce(&Reason) + Send> Callback for Entry<F> {
         impl<F> Drop for Finish<'_, F> {
             fn drop(&mut self) {
                 *lock(&self.0.state) = State::Finished;
-                self.0.finished.notify(usize::MAX);
+                self.0.finished.notify_all();
             }
         }
         let _finish = Finish(self);
@@ -92,16 +89,14 @@ impl<F: FnOnce(&Reason) + Send> Callback for Entry<F> {
             }
             State::Running(thread) => {
                 *state = State::Running(thread);
-                drop(state);
                 if thread == thread::current().id() {
                     return;
                 }
-                loop {
-                    let listener = self.finished.listen();
-                    if self.is_finished() {
-                        return;
-                    }
-                    listener.wait();
+                while !matches!(*state, State::Finished) {
+                    state = self
+                        .finished
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                 }
             }
             State::Finished => {}

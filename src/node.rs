@@ -7,51 +7,77 @@
 //! `Weak`s kept in a slab, which is how a dropped child unlinks itself in O(1) and how the graph
 //! stays free of cycles. `clone` and `drop` of a handle are therefore a single reference-count
 //! operation, and the strong count of a node is "handles plus children".
+//!
+//! A node is 48 bytes (64 with the `Arc` counters): the trigger record, the lazily allocated
+//! cold state, and the link to the parent it was made from. Everything a plain token does not
+//! use (name, waiters, children, callbacks, extra parents, deadline) lives in the cold state.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::task::Waker;
 use std::time::Instant;
 
-use event_listener::Event;
-
 use crate::callback::Callback;
-use crate::reason::Reason;
+use crate::reason::{Reason, ReasonKind};
 use crate::slab::Slab;
-use crate::sync::{lock, Arc, Mutex, OnceLock, Weak};
+use crate::sync::{lock, Arc, Mutex, MutexGuard, OnceLock, Weak};
 use crate::time::{self, TimerKey};
 
 /// What a triggered token records, published in one step so that nobody can observe the flag
-/// without the reason.
+/// without the reason. One record is shared by every descendant a trigger reaches.
 pub(crate) struct Fired {
     pub(crate) reason: Reason,
     /// The token whose trigger fired, on descendants; `None` on that token itself (a node
     /// cannot hold a strong reference to itself without leaking).
     pub(crate) origin: Option<Arc<Node>>,
+    /// Set once the trigger that owns this record has reached every descendant: a later trigger
+    /// meeting a node with a finished record can skip its subtree.
+    done: AtomicBool,
+}
+
+impl Fired {
+    fn new(reason: Reason, origin: Option<Arc<Node>>) -> Arc<Fired> {
+        Arc::new(Fired {
+            reason,
+            origin,
+            done: AtomicBool::new(false),
+        })
+    }
 }
 
 pub(crate) struct Node {
     /// Set exactly once, by the winning trigger; `is_triggered` is one acquire load of it.
     fired: OnceLock<Arc<Fired>>,
-    /// Waiters, async and blocking. Allocates only when the first waiter registers.
-    event: Event,
-    /// Cold state, allocated on first use: a plain token never pays for it.
-    links: Mutex<Option<Box<Links>>>,
-    name: Option<Box<Cow<'static, str>>>,
+    /// Allocated on first use: a plain token never pays for it.
+    cold: OnceLock<Box<Cold>>,
+    /// The parent this node was made from by `child()`. Immutable, so it lives outside the
+    /// lock and a child needs no cold state of its own.
+    parent: Option<ParentLink>,
+}
+
+struct Cold {
+    name: Option<Cow<'static, str>>,
+    links: Mutex<Links>,
 }
 
 #[derive(Default)]
 struct Links {
     children: Slab<Weak<Node>>,
+    waiters: Slab<Waker>,
     callbacks: Slab<Arc<dyn Callback>>,
-    /// Most tokens have at most one parent; it is kept inline so a child costs no extra
-    /// allocation for its back link.
-    parent: Option<ParentLink>,
+    /// Parents of a token made by `any`, beyond the inline one. The second is inline so that a
+    /// `chain` costs no extra allocation.
+    second_parent: Option<ParentLink>,
     more_parents: Vec<ParentLink>,
     /// The effective deadline: the earliest of this token's own and its sources'.
     deadline: Option<Instant>,
     /// This token's own registration with the timer thread, when its own deadline is the
     /// effective one (otherwise a source's timer fires first and propagates).
     timer: Option<TimerKey>,
+    /// Whether a trigger has woken the waiters and taken the callbacks and timer.
+    published: bool,
 }
 
 /// A strong link to a parent, with the key of our entry in its children slab.
@@ -62,20 +88,20 @@ struct ParentLink {
 
 impl Links {
     fn add_parent(&mut self, link: ParentLink) {
-        if self.parent.is_none() {
-            self.parent = Some(link);
+        if self.second_parent.is_none() {
+            self.second_parent = Some(link);
         } else {
             self.more_parents.push(link);
         }
     }
+}
 
-    /// Releases the timer registration and hands back the parent links; everything else
-    /// (unrun callbacks, dead child links) is dropped here.
-    fn dismantle(self) -> impl Iterator<Item = ParentLink> {
-        if let Some(key) = self.timer {
-            time::cancel(key);
-        }
-        self.parent.into_iter().chain(self.more_parents)
+impl Cold {
+    fn new(name: Option<Cow<'static, str>>, links: Links) -> Box<Cold> {
+        Box::new(Cold {
+            name,
+            links: Mutex::new(links),
+        })
     }
 }
 
@@ -89,15 +115,14 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 
 impl Node {
     pub(crate) fn new(name: Option<Cow<'static, str>>) -> Node {
-        Node::with_links(name, None)
-    }
-
-    fn with_links(name: Option<Cow<'static, str>>, links: Option<Box<Links>>) -> Node {
+        let cold = match name {
+            Some(name) => OnceLock::from(Cold::new(Some(name), Links::default())),
+            None => OnceLock::new(),
+        };
         Node {
             fired: OnceLock::new(),
-            event: Event::new(),
-            links: Mutex::new(links),
-            name: name.map(Box::new),
+            cold,
+            parent: None,
         }
     }
 
@@ -108,8 +133,26 @@ impl Node {
         node
     }
 
+    /// The cold state, allocated if needed.
+    ///
+    /// Whoever allocates it then fences, and a trigger fences between setting the flag and
+    /// looking for the cold state: of the two threads, at least one sees the other's write,
+    /// so a registration racing the first trigger is never lost.
+    fn cold(&self) -> &Cold {
+        if let Some(cold) = self.cold.get() {
+            return cold;
+        }
+        let cold = self.cold.get_or_init(|| Cold::new(None, Links::default()));
+        fence(Ordering::SeqCst);
+        cold
+    }
+
+    fn links(&self) -> MutexGuard<'_, Links> {
+        lock(&self.cold().links)
+    }
+
     pub(crate) fn name(&self) -> Option<&str> {
-        self.name.as_deref().map(|name| &**name)
+        self.cold.get()?.name.as_deref()
     }
 
     #[inline]
@@ -122,64 +165,64 @@ impl Node {
         self.fired.get()
     }
 
-    pub(crate) fn event(&self) -> &Event {
-        &self.event
-    }
-
-    /// Triggers `this` with `reason` and, through an explicit worklist, every descendant that
-    /// is not triggered yet. Returns `false` if the token was already triggered.
+    /// Triggers `this` with `reason` and every descendant. Returns `false` if the token was
+    /// already triggered.
     ///
-    /// Order of effects: flag and reason of every descendant are published and its waiters
-    /// woken first; the callbacks of the whole tree run afterwards, in registration order,
-    /// with no lock held. A callback panic is resumed once all callbacks have run.
+    /// When this returns `true`, every descendant reports triggered, even one that another
+    /// thread was triggering at the same moment: such a subtree is walked again rather than
+    /// trusted to the other thread, and no trigger ever waits for another. Callbacks run last,
+    /// in registration order, with no lock held; the first callback panic is resumed after all
+    /// have run.
     pub(crate) fn trigger(this: &Arc<Node>, reason: Reason) -> bool {
         if this.is_triggered() {
             // Spares the losers of a race (and repeated triggers) an allocation.
             return false;
         }
-        let fired = Arc::new(Fired {
-            reason,
-            origin: None,
-        });
+        let fired = Fired::new(reason, None);
         if this.fired.set(Arc::clone(&fired)).is_err() {
             return false;
         }
-        let mut propagation = Propagation::default();
-        propagation.publish(this);
-        if !propagation.work.is_empty() {
-            let inherited = inherit(this, &fired);
-            while let Some(node) = propagation.work.pop() {
-                // A descendant already triggered (by its own trigger, or through another
-                // parent) keeps its first reason; whoever triggered it walks its subtree.
-                if node.fired.set(Arc::clone(&inherited)).is_ok() {
-                    propagation.publish(&node);
-                }
-            }
+        let mut walk = Walk::new(this, &fired);
+        walk.expand(this);
+        while let Some(node) = walk.work.pop() {
+            walk.visit(&node);
         }
-        propagation.run_callbacks(&fired.reason);
+        fired.done.store(true, Ordering::Release);
+        if let Some(inherited) = &walk.inherited {
+            inherited.done.store(true, Ordering::Release);
+        }
+        walk.run_callbacks(&fired.reason);
         true
     }
 
     /// A new token triggered when `this` is: born triggered if `this` already is.
     pub(crate) fn child(this: &Arc<Node>, name: Option<Cow<'static, str>>) -> Arc<Node> {
-        let mut guard = lock(&this.links);
+        let mut links = this.links();
         if let Some(fired) = this.fired.get() {
-            drop(guard);
+            drop(links);
             return Arc::new(Node::born_triggered(inherit(this, fired), name));
         }
-        // The child is built under the parent's lock so that its back link (with the slab
-        // key) is in place before anyone can see it: one lock, no lock on the child.
-        let links = guard.get_or_insert_with(Default::default);
+        // Built under the parent's lock so that its back link (with the slab key) is in place
+        // before anyone can see it. A child needs cold state only for a name or an inherited
+        // deadline.
         let key = links.children.next_key();
-        let back_link = Links {
+        let cold = if name.is_some() || links.deadline.is_some() {
+            let child_links = Links {
+                deadline: links.deadline,
+                ..Links::default()
+            };
+            OnceLock::from(Cold::new(name, child_links))
+        } else {
+            OnceLock::new()
+        };
+        let child = Arc::new(Node {
+            fired: OnceLock::new(),
+            cold,
             parent: Some(ParentLink {
                 node: Arc::clone(this),
                 key,
             }),
-            deadline: links.deadline,
-            ..Links::default()
-        };
-        let child = Arc::new(Node::with_links(name, Some(Box::new(back_link))));
+        });
         let inserted = links.children.insert(Arc::downgrade(&child));
         debug_assert_eq!(inserted, key);
         child
@@ -194,26 +237,25 @@ impl Node {
         {
             return Arc::new(Node::born_triggered(inherit(parent, fired), name));
         }
-        let node = Arc::new(Node::new(name));
+        let node = Arc::new(Node {
+            fired: OnceLock::new(),
+            cold: OnceLock::from(Cold::new(name, Links::default())),
+            parent: None,
+        });
         for parent in parents {
-            let key = {
-                let mut guard = lock(&parent.links);
+            let (key, deadline) = {
+                let mut links = parent.links();
                 if let Some(fired) = parent.fired.get() {
                     let inherited = inherit(parent, fired);
-                    drop(guard);
+                    drop(links);
                     // Only parents linked so far can see the node; if one of them triggered
-                    // it first, its reason stands.
-                    if node.fired.set(inherited).is_ok() {
-                        Propagation::default().publish(&node);
-                    }
+                    // it first, its reason stands. Nothing is registered on it yet.
+                    let _ = node.fired.set(inherited);
                     break;
                 }
-                let links = guard.get_or_insert_with(Default::default);
                 (links.children.insert(Arc::downgrade(&node)), links.deadline)
             };
-            let (key, deadline) = key;
-            let mut guard = lock(&node.links);
-            let links = guard.get_or_insert_with(Default::default);
+            let mut links = node.links();
             links.deadline = earliest(links.deadline, deadline);
             links.add_parent(ParentLink {
                 node: Arc::clone(parent),
@@ -228,33 +270,27 @@ impl Node {
     /// that has passed triggers at once.
     pub(crate) fn set_deadline(this: &Arc<Node>, deadline: Instant) {
         if deadline <= Instant::now() {
-            Node::trigger(this, Reason::new(crate::ReasonKind::Timeout));
+            Node::trigger(this, Reason::new(ReasonKind::Timeout));
             return;
         }
         {
-            let mut guard = lock(&this.links);
-            if this.is_triggered() {
-                return;
-            }
-            let links = guard.get_or_insert_with(Default::default);
-            if links
-                .deadline
-                .is_some_and(|inherited| inherited <= deadline)
-            {
+            let mut links = this.links();
+            if this.is_triggered() || links.deadline.is_some_and(|current| current <= deadline) {
                 return;
             }
             links.deadline = Some(deadline);
         }
         // Registered outside the node's lock: the timer thread locks nodes (to trigger them)
-        // after its own lock, never the other way round.
+        // after releasing its own lock, never the other way round.
         let key = time::register(deadline, Arc::downgrade(this));
-        let mut guard = lock(&this.links);
-        let stale = match guard.as_mut() {
-            Some(links) if !this.is_triggered() => links.timer.replace(key),
+        let mut links = this.links();
+        let stale = if links.published {
             // Triggered meanwhile (possibly by this very timer): nothing to keep.
-            _ => Some(key),
+            Some(key)
+        } else {
+            links.timer.replace(key)
         };
-        drop(guard);
+        drop(links);
         if let Some(stale) = stale {
             time::cancel(stale);
         }
@@ -262,7 +298,8 @@ impl Node {
 
     /// The effective deadline, if any.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        lock(&self.links).as_ref().and_then(|links| links.deadline)
+        let cold = self.cold.get()?;
+        lock(&cold.links).deadline
     }
 
     /// The node whose trigger fired `this`, if `this` is triggered.
@@ -271,98 +308,222 @@ impl Node {
         Some(Arc::clone(fired.origin.as_ref().unwrap_or(this)))
     }
 
-    /// Registers a callback; `None` if the token is already triggered (the caller runs it).
-    pub(crate) fn register_callback(&self, callback: &Arc<dyn Callback>) -> Option<usize> {
-        let mut guard = lock(&self.links);
+    /// Registers or refreshes a waiter's waker. `None` if the token is triggered (the waiter is
+    /// done and holds no registration any more).
+    pub(crate) fn register_waiter(&self, key: Option<usize>, waker: &Waker) -> Option<usize> {
+        let mut links = self.links();
         if self.is_triggered() {
             return None;
         }
-        let links = guard.get_or_insert_with(Default::default);
-        Some(links.callbacks.insert(Arc::clone(callback)))
+        match key.and_then(|key| links.waiters.get_mut(key).map(|slot| (key, slot))) {
+            Some((key, slot)) => {
+                if !slot.will_wake(waker) {
+                    slot.clone_from(waker);
+                }
+                Some(key)
+            }
+            None => Some(links.waiters.insert(waker.clone())),
+        }
     }
 
-    pub(crate) fn unregister_callback(&self, key: usize) {
-        let mut guard = lock(&self.links);
+    pub(crate) fn unregister_waiter(&self, key: usize) {
         // Once triggered, the trigger owns (or has consumed) the registrations.
         if self.is_triggered() {
             return;
         }
-        let removed = guard.as_mut().and_then(|links| links.callbacks.remove(key));
-        drop(guard);
+        let Some(cold) = self.cold.get() else {
+            return;
+        };
+        let mut links = lock(&cold.links);
+        let removed = links.waiters.remove(key);
+        drop(links);
+        drop(removed);
+    }
+
+    /// Registers a callback; `None` if the token is already triggered (the caller runs it).
+    pub(crate) fn register_callback(&self, callback: &Arc<dyn Callback>) -> Option<usize> {
+        let mut links = self.links();
+        if self.is_triggered() {
+            return None;
+        }
+        Some(links.callbacks.insert(Arc::clone(callback)))
+    }
+
+    pub(crate) fn unregister_callback(&self, key: usize) {
+        if self.is_triggered() {
+            return;
+        }
+        let Some(cold) = self.cold.get() else {
+            return;
+        };
+        let mut links = lock(&cold.links);
+        let removed = links.callbacks.remove(key);
+        drop(links);
         drop(removed);
     }
 
     fn unlink_child(&self, key: usize) {
-        let mut guard = lock(&self.links);
-        if self.is_triggered() {
+        let Some(cold) = self.cold.get() else {
             return;
-        }
-        let removed = guard.as_mut().and_then(|links| links.children.remove(key));
-        drop(guard);
+        };
+        let mut links = lock(&cold.links);
+        let removed = links.children.remove(key);
+        drop(links);
         drop(removed);
+    }
+
+    /// Takes the parent links of a node that is being dropped, releasing its timer entry.
+    /// The first link is returned, the others pushed on `more`.
+    fn detach(&mut self, more: &mut Vec<ParentLink>) -> Option<ParentLink> {
+        let mut first = self.parent.take();
+        if let Some(cold) = self.cold.get_mut() {
+            let links = cold
+                .links
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(key) = links.timer.take() {
+                time::cancel(key);
+            }
+            for link in links
+                .second_parent
+                .take()
+                .into_iter()
+                .chain(links.more_parents.drain(..))
+            {
+                match first {
+                    None => first = Some(link),
+                    Some(_) => more.push(link),
+                }
+            }
+        }
+        first
     }
 
     /// Number of registered waiters, for tests of the no-leak rules.
     #[cfg(test)]
     pub(crate) fn waiters(&self) -> usize {
-        self.event.total_listeners()
+        self.cold
+            .get()
+            .map_or(0, |cold| lock(&cold.links).waiters.len())
     }
 
     /// Number of live child links and callbacks, for tests of the no-leak rules.
     #[cfg(test)]
     pub(crate) fn registrations(&self) -> (usize, usize) {
-        lock(&self.links).as_ref().map_or((0, 0), |links| {
+        self.cold.get().map_or((0, 0), |cold| {
+            let links = lock(&cold.links);
             (links.children.len(), links.callbacks.len())
         })
     }
 }
 
-/// The `Fired` record descendants of `from` share: `from`'s own record if it already names an
-/// origin, otherwise a copy naming `from`.
+/// The record descendants of `from` share: `from`'s own record if it already names an origin,
+/// otherwise a copy naming `from`.
 fn inherit(from: &Arc<Node>, fired: &Arc<Fired>) -> Arc<Fired> {
     if fired.origin.is_some() {
         Arc::clone(fired)
     } else {
-        Arc::new(Fired {
-            reason: fired.reason.clone(),
-            origin: Some(Arc::clone(from)),
-        })
+        Fired::new(fired.reason.clone(), Some(Arc::clone(from)))
     }
 }
 
-/// The worklist of one trigger: nodes whose flag is published but whose children are not yet
-/// visited, and the callbacks collected on the way.
-#[derive(Default)]
-struct Propagation {
+/// One trigger's walk over the descendants of its origin.
+struct Walk<'a> {
+    origin: &'a Arc<Node>,
+    /// The origin's own record.
+    record: &'a Arc<Fired>,
+    /// The record this walk gives to descendants, made on the first one.
+    inherited: Option<Arc<Fired>>,
+    /// Nodes whose children are still to visit.
     work: Vec<Arc<Node>>,
+    /// Nodes triggered by another, unfinished trigger that this walk already expanded.
+    foreign: HashSet<*const Node>,
     callbacks: Vec<Arc<dyn Callback>>,
 }
 
-impl Propagation {
-    /// Wakes the waiters of a node whose flag was just set and takes its registrations.
-    fn publish(&mut self, node: &Node) {
-        node.event.notify(usize::MAX);
-        let mut guard = lock(&node.links);
-        let Some(links) = guard.as_mut() else {
+impl<'a> Walk<'a> {
+    fn new(origin: &'a Arc<Node>, record: &'a Arc<Fired>) -> Self {
+        Walk {
+            origin,
+            record,
+            inherited: None,
+            work: Vec::new(),
+            foreign: HashSet::new(),
+            callbacks: Vec::new(),
+        }
+    }
+
+    fn inherited(&mut self) -> &Arc<Fired> {
+        self.inherited.get_or_insert_with(|| {
+            Fired::new(self.record.reason.clone(), Some(Arc::clone(self.origin)))
+        })
+    }
+
+    fn is_ours(&self, fired: &Arc<Fired>) -> bool {
+        Arc::ptr_eq(fired, self.record)
+            || self
+                .inherited
+                .as_ref()
+                .is_some_and(|inherited| Arc::ptr_eq(fired, inherited))
+    }
+
+    /// Triggers `node` (reached as a child) unless it already is, and queues its children for
+    /// a visit unless another, finished trigger has already reached them.
+    fn visit(&mut self, node: &Arc<Node>) {
+        let record = Arc::clone(self.inherited());
+        if node.fired.set(record).is_err() {
+            let fired = node
+                .fired
+                .get()
+                .expect("a cell that refused a value holds one");
+            if self.is_ours(fired)
+                || fired.done.load(Ordering::Acquire)
+                || !self.foreign.insert(Arc::as_ptr(node))
+            {
+                return;
+            }
+        }
+        self.expand(node);
+    }
+
+    /// Publishes a triggered node (wakes its waiters, takes its callbacks and timer) unless
+    /// that is done, and queues its children.
+    fn expand(&mut self, node: &Node) {
+        // Pairs with the fence in `Node::cold`: see there.
+        fence(Ordering::SeqCst);
+        let Some(cold) = node.cold.get() else {
             return;
         };
-        let children = links.children.take_all();
-        let callbacks = links.callbacks.take_all();
-        let timer = links.timer.take();
-        drop(guard);
+        let mut links = lock(&cold.links);
+        let mut wakers = None;
+        let mut timer = None;
+        if !links.published {
+            links.published = true;
+            wakers = Some(links.waiters.take_all());
+            self.callbacks.extend(links.callbacks.take_all());
+            timer = links.timer.take();
+        }
+        // Children stay linked: a concurrent trigger that meets this node before this walk
+        // is done must be able to walk them too.
+        self.work
+            .extend(links.children.iter().filter_map(|child| child.upgrade()));
+        drop(links);
         if let Some(key) = timer {
             time::cancel(key);
         }
-        // A child that fails to upgrade is being dropped; it has nothing left to notify.
-        self.work
-            .extend(children.filter_map(|child| child.upgrade()));
-        self.callbacks.extend(callbacks);
+        // Woken with no lock held, since a waker runs executor code; a panicking waker (an
+        // executor bug) must not cut the propagation short.
+        for waker in wakers.into_iter().flatten() {
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+        }
     }
 
     fn run_callbacks(mut self, reason: &Reason) {
         if self.callbacks.is_empty() {
             return;
         }
+        // Nodes are dropped before user code runs.
+        drop(std::mem::take(&mut self.work));
         self.callbacks.sort_by_key(|callback| callback.seq());
         let mut first_panic = None;
         for callback in &self.callbacks {
@@ -380,29 +541,15 @@ impl Propagation {
 impl Drop for Node {
     /// Unlinks this node from its parents, and any parent this leaves without handles or
     /// children from its own parents, in a loop: dropping the last handle of a chain a million
-    /// links deep uses constant stack.
+    /// links deep uses constant stack, and a plain child allocates nothing to do it.
     fn drop(&mut self) {
-        let links = self
-            .links
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        let Some(links) = links else {
-            return;
-        };
-        let mut pending: Vec<ParentLink> = (*links).dismantle().collect();
-        while let Some(ParentLink { node, key }) = pending.pop() {
+        let mut more = Vec::new();
+        let mut next = self.detach(&mut more);
+        while let Some(ParentLink { node, key }) = next.take().or_else(|| more.pop()) {
             node.unlink_child(key);
             if let Some(mut parent) = Arc::into_inner(node) {
-                let links = parent
-                    .links
-                    .get_mut()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take();
-                if let Some(links) = links {
-                    pending.extend((*links).dismantle());
-                }
-                // `parent` drops here with no links left, so its own `drop` returns at once.
+                next = parent.detach(&mut more);
+                // `parent` drops here with no links left, so its own `drop` does nothing more.
             }
         }
     }

@@ -14,31 +14,13 @@ use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use crate::error::{Cancelled, TimedOut, WaitError};
-use crate::wait::Waiter;
+use crate::wait::{TokenRef, Waiter};
 use crate::CancelToken;
-
-/// A handle or a borrow of a token: what the borrowed and owned adapters have in common.
-pub(crate) trait TokenRef {
-    fn token(&self) -> &CancelToken;
-}
-
-impl TokenRef for &CancelToken {
-    fn token(&self) -> &CancelToken {
-        self
-    }
-}
-
-impl TokenRef for CancelToken {
-    fn token(&self) -> &CancelToken {
-        self
-    }
-}
 
 pin_project! {
     /// The state of [`Run`] and [`RunOwned`].
-    struct Guarded<T, F> {
-        token: T,
-        waiter: Waiter,
+    struct Guarded<T: TokenRef, F> {
+        waiter: Waiter<T>,
         #[pin]
         future: Option<F>,
     }
@@ -47,8 +29,7 @@ pin_project! {
 impl<T: TokenRef, F: Future> Guarded<T, F> {
     fn new(token: T, future: F) -> Self {
         Guarded {
-            token,
-            waiter: Waiter::default(),
+            waiter: Waiter::new(token),
             future: Some(future),
         }
     }
@@ -58,8 +39,7 @@ impl<T: TokenRef, F: Future> Guarded<T, F> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<F::Output, Cancelled>> {
         let mut this = self.project();
-        let token = this.token.token();
-        if let Err(cancelled) = token.raise_if_triggered() {
+        if let Err(cancelled) = this.waiter.token().raise_if_triggered() {
             this.future.set(None);
             this.waiter.release();
             return Poll::Ready(Err(cancelled));
@@ -75,11 +55,11 @@ impl<T: TokenRef, F: Future> Guarded<T, F> {
             return Poll::Ready(Ok(output));
         }
         // Registering only now keeps a future that completes at once free of any allocation.
-        match this.waiter.poll(token.node(), cx) {
+        match this.waiter.poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) => {
                 this.future.set(None);
-                Poll::Ready(Err(token.expect_cancelled()))
+                Poll::Ready(Err(this.waiter.token().expect_cancelled()))
             }
         }
     }
@@ -148,7 +128,7 @@ impl<F: Future> Future for Run<'_, F> {
 impl<F> fmt::Debug for Run<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Run")
-            .field("token", self.inner.token)
+            .field("token", self.inner.waiter.token())
             .field("running", &self.inner.future.is_some())
             .finish()
     }
@@ -209,7 +189,7 @@ impl<F: Future> RunOwned<F> {
     /// assert_eq!(job.token(), &token);
     /// ```
     pub fn token(&self) -> &CancelToken {
-        &self.inner.token
+        self.inner.waiter.token()
     }
 }
 
@@ -224,7 +204,7 @@ impl<F: Future> Future for RunOwned<F> {
 impl<F> fmt::Debug for RunOwned<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunOwned")
-            .field("token", &self.inner.token)
+            .field("token", self.inner.waiter.token())
             .field("running", &self.inner.future.is_some())
             .finish()
     }
@@ -232,9 +212,8 @@ impl<F> fmt::Debug for RunOwned<F> {
 
 pin_project! {
     /// The state of [`CancelStream`] and [`CancelStreamOwned`].
-    struct GuardedStream<T, S> {
-        token: T,
-        waiter: Waiter,
+    struct GuardedStream<T: TokenRef, S> {
+        waiter: Waiter<T>,
         #[pin]
         stream: Option<S>,
     }
@@ -243,19 +222,17 @@ pin_project! {
 impl<T: TokenRef, S: Stream> GuardedStream<T, S> {
     fn new(token: T, stream: S) -> Self {
         GuardedStream {
-            token,
-            waiter: Waiter::default(),
+            waiter: Waiter::new(token),
             stream: Some(stream),
         }
     }
 
     fn poll_guarded(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
-        let token = this.token.token();
         let Some(stream) = this.stream.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        if token.is_triggered() {
+        if this.waiter.token().is_triggered() {
             this.stream.set(None);
             this.waiter.release();
             return Poll::Ready(None);
@@ -267,7 +244,7 @@ impl<T: TokenRef, S: Stream> GuardedStream<T, S> {
                 this.waiter.release();
                 Poll::Ready(None)
             }
-            Poll::Pending => match this.waiter.poll(token.node(), cx) {
+            Poll::Pending => match this.waiter.poll(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(()) => {
                     this.stream.set(None);
@@ -353,7 +330,7 @@ impl<S: Stream> FusedStream for CancelStream<'_, S> {
 impl<S> fmt::Debug for CancelStream<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelStream")
-            .field("token", self.inner.token)
+            .field("token", self.inner.waiter.token())
             .field("ended", &self.inner.stream.is_none())
             .finish()
     }
@@ -414,7 +391,7 @@ impl<S: Stream> CancelStreamOwned<S> {
     /// assert_eq!(s.token(), &token);
     /// ```
     pub fn token(&self) -> &CancelToken {
-        &self.inner.token
+        self.inner.waiter.token()
     }
 }
 
@@ -439,7 +416,7 @@ impl<S: Stream> FusedStream for CancelStreamOwned<S> {
 impl<S> fmt::Debug for CancelStreamOwned<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelStreamOwned")
-            .field("token", &self.inner.token)
+            .field("token", self.inner.waiter.token())
             .field("ended", &self.inner.stream.is_none())
             .finish()
     }
@@ -491,12 +468,11 @@ impl<S> fmt::Debug for CancelStreamOwned<S> {
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct CancellableWait<'a, F> {
-    token: &'a CancelToken,
     /// Boxed so that each can be polled and dropped on its own without unsafe pinning.
     futures: Vec<Pin<Box<F>>>,
     timeout: Option<Duration>,
     timer: Timer,
-    waiter: Waiter,
+    waiter: Waiter<&'a CancelToken>,
     done: bool,
 }
 
@@ -506,9 +482,9 @@ enum Timer {
     Unarmed(Duration),
     Armed {
         deadline: Instant,
-        /// A deadline token that wakes the task; `None` when the deadline needs no waking (zero
-        /// timeout) or cannot be represented.
-        token: Option<(CancelToken, Waiter)>,
+        /// A wait on a deadline token that wakes the task; `None` for a zero timeout, which
+        /// needs no waking.
+        timer: Option<Waiter<CancelToken>>,
     },
 }
 
@@ -520,11 +496,11 @@ impl Timer {
                 None => Timer::Never,
                 Some(deadline) if timeout.is_zero() => Timer::Armed {
                     deadline,
-                    token: None,
+                    timer: None,
                 },
                 Some(deadline) => Timer::Armed {
                     deadline,
-                    token: Some((CancelToken::with_deadline(deadline), Waiter::default())),
+                    timer: Some(Waiter::new(CancelToken::with_deadline(deadline))),
                 },
             };
         }
@@ -532,10 +508,10 @@ impl Timer {
 
     fn elapsed(&self) -> bool {
         match self {
-            Timer::Armed { deadline, token } => {
-                token
+            Timer::Armed { deadline, timer } => {
+                timer
                     .as_ref()
-                    .is_some_and(|(timer, _)| timer.is_triggered())
+                    .is_some_and(|timer| timer.token().is_triggered())
                     || Instant::now() >= *deadline
             }
             _ => false,
@@ -545,9 +521,8 @@ impl Timer {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match self {
             Timer::Armed {
-                token: Some((timer, waiter)),
-                ..
-            } => waiter.poll(timer.node(), cx),
+                timer: Some(timer), ..
+            } => timer.poll(cx),
             _ => Poll::Pending,
         }
     }
@@ -560,11 +535,10 @@ impl<'a, F: Future> CancellableWait<'a, F> {
         timeout: Option<Duration>,
     ) -> Self {
         CancellableWait {
-            token,
             futures: futures.into_iter().map(Box::pin).collect(),
             timeout,
             timer: timeout.map_or(Timer::Never, Timer::Unarmed),
-            waiter: Waiter::default(),
+            waiter: Waiter::new(token),
             done: false,
         }
     }
@@ -592,7 +566,7 @@ impl<F: Future> Future for CancellableWait<'_, F> {
         let this = self.get_mut();
         assert!(!this.done, "`CancellableWait` polled after it completed");
         this.timer.arm();
-        if let Err(cancelled) = this.token.raise_if_triggered() {
+        if let Err(cancelled) = this.waiter.token().raise_if_triggered() {
             return this.finish(Err(cancelled.into()));
         }
         let ready = this
@@ -609,8 +583,8 @@ impl<F: Future> Future for CancellableWait<'_, F> {
             let err = this.timed_out();
             return this.finish(Err(err));
         }
-        if this.waiter.poll(this.token.node(), cx).is_ready() {
-            let cancelled = this.token.expect_cancelled();
+        if this.waiter.poll(cx).is_ready() {
+            let cancelled = this.waiter.token().expect_cancelled();
             return this.finish(Err(cancelled.into()));
         }
         if this.timer.poll(cx).is_ready() {
@@ -624,7 +598,7 @@ impl<F: Future> Future for CancellableWait<'_, F> {
 impl<F> fmt::Debug for CancellableWait<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancellableWait")
-            .field("token", self.token)
+            .field("token", self.waiter.token())
             .field("futures", &self.futures.len())
             .field("timeout", &self.timeout)
             .field("done", &self.done)

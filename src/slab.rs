@@ -71,6 +71,21 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
+        match self.entries.get_mut(key)? {
+            Entry::Occupied(value) => Some(value),
+            Entry::Vacant(_) => None,
+        }
+    }
+
+    /// The values, in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().filter_map(|entry| match entry {
+            Entry::Occupied(value) => Some(value),
+            Entry::Vacant(_) => None,
+        })
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len

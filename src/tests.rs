@@ -56,13 +56,18 @@ fn dropping_a_callback_guard_removes_the_callback() {
 }
 
 #[test]
-fn a_trigger_consumes_every_registration() {
+fn a_trigger_consumes_callbacks_and_waiters_and_keeps_children_until_dropped() {
     let token = CancelToken::new();
     let child = token.child();
     let guard = token.on_cancel(|_| {});
+    let mut wait = token.wait();
+    poll_pending(&mut wait);
     token.trigger();
+    assert_eq!(token.registrations(), (1, 0), "callbacks are consumed");
+    assert_eq!(token.node().waiters(), 0, "waiters are consumed");
+    // Children stay linked so that a concurrent trigger can still walk them.
+    drop((child, guard, wait));
     assert_eq!(token.registrations(), (0, 0));
-    drop((child, guard));
 }
 
 #[test]

@@ -1,52 +1,88 @@
 //! Waiting for a token: the [`Wait`] and [`WaitOwned`] futures and the blocking waits.
 //!
-//! Every wait registers its listener first and checks the flag second, and the trigger sets
-//! the flag first and notifies second, so a trigger can never slip between the check and the
-//! registration (the lost wake-up).
+//! A waiter stores its waker in the token's waiter slab under the token's lock and checks the
+//! flag under the same lock; a trigger sets the flag first and takes the whole slab second. So
+//! a trigger can never slip between the check and the registration (the lost wake-up), and
+//! once triggered, completing or dropping a waiter takes no lock at all.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
 use std::time::Instant;
-
-use event_listener::{EventListener, Listener};
 
 use crate::node::Node;
 use crate::CancelToken;
 
-/// The state shared by every future that waits on a token: at most one registration, made on the first pending
-/// poll, replaced never, dropped when the future completes or is dropped.
-///
-/// It resolves only once the node's flag has been seen set.
-#[derive(Default)]
-pub(crate) struct Waiter {
-    listener: Option<EventListener>,
+/// A handle or a borrow of a token: what the borrowed and owned futures have in common.
+pub(crate) trait TokenRef {
+    fn token(&self) -> &CancelToken;
 }
 
-impl Waiter {
-    pub(crate) fn poll(&mut self, node: &Node, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if node.is_triggered() {
-                self.listener = None;
-                return Poll::Ready(());
+impl TokenRef for &CancelToken {
+    fn token(&self) -> &CancelToken {
+        self
+    }
+}
+
+impl TokenRef for CancelToken {
+    fn token(&self) -> &CancelToken {
+        self
+    }
+}
+
+/// A registration on a token's waiter slab: at most one per waiter, made on the first pending
+/// poll, refreshed (never duplicated) on later polls, removed when the waiter completes or is
+/// dropped. It resolves only once the token's flag has been seen set.
+pub(crate) struct Waiter<T: TokenRef> {
+    token: T,
+    key: Option<usize>,
+}
+
+impl<T: TokenRef> Waiter<T> {
+    pub(crate) fn new(token: T) -> Self {
+        Waiter { token, key: None }
+    }
+
+    pub(crate) fn token(&self) -> &CancelToken {
+        self.token.token()
+    }
+
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let node = self.token.token().node();
+        if node.is_triggered() {
+            self.key = None;
+            return Poll::Ready(());
+        }
+        match node.register_waiter(self.key, cx.waker()) {
+            Some(key) => {
+                self.key = Some(key);
+                Poll::Pending
             }
-            match &mut self.listener {
-                // Register, then loop to check the flag again before sleeping.
-                None => self.listener = Some(node.event().listen()),
-                Some(listener) => {
-                    if Pin::new(listener).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    self.listener = None;
-                }
+            None => {
+                self.key = None;
+                Poll::Ready(())
             }
         }
     }
 
     /// Drops the registration, if any.
     pub(crate) fn release(&mut self) {
-        self.listener = None;
+        if let Some(key) = self.key.take() {
+            self.token.token().node().unregister_waiter(key);
+        }
+    }
+
+    pub(crate) fn is_registered(&self) -> bool {
+        self.key.is_some()
+    }
+}
+
+impl<T: TokenRef> Drop for Waiter<T> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -62,8 +98,8 @@ impl Waiter {
 /// # Fairness
 ///
 /// A trigger wakes every waiting future (broadcast), whatever executor or thread each runs
-/// on. The future registers a single waker and replaces it on each poll; it never accumulates
-/// registrations.
+/// on. The future keeps a single registration and refreshes its waker on each poll; it never
+/// accumulates registrations.
 ///
 /// # Examples
 ///
@@ -78,15 +114,13 @@ impl Waiter {
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Wait<'a> {
-    token: &'a CancelToken,
-    waiter: Waiter,
+    waiter: Waiter<&'a CancelToken>,
 }
 
 impl<'a> Wait<'a> {
     pub(crate) fn new(token: &'a CancelToken) -> Self {
         Wait {
-            token,
-            waiter: Waiter::default(),
+            waiter: Waiter::new(token),
         }
     }
 
@@ -102,7 +136,7 @@ impl<'a> Wait<'a> {
     /// assert_eq!(wait.token(), &token);
     /// ```
     pub fn token(&self) -> &'a CancelToken {
-        self.token
+        self.waiter.token
     }
 }
 
@@ -110,16 +144,15 @@ impl Future for Wait<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        this.waiter.poll(this.token.node(), cx)
+        self.get_mut().waiter.poll(cx)
     }
 }
 
 impl fmt::Debug for Wait<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Wait")
-            .field("token", self.token)
-            .field("registered", &self.waiter.listener.is_some())
+            .field("token", self.waiter.token())
+            .field("registered", &self.waiter.is_registered())
             .finish()
     }
 }
@@ -151,15 +184,13 @@ impl fmt::Debug for Wait<'_> {
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct WaitOwned {
-    token: CancelToken,
-    waiter: Waiter,
+    waiter: Waiter<CancelToken>,
 }
 
 impl WaitOwned {
     pub(crate) fn new(token: CancelToken) -> Self {
         WaitOwned {
-            token,
-            waiter: Waiter::default(),
+            waiter: Waiter::new(token),
         }
     }
 
@@ -175,7 +206,7 @@ impl WaitOwned {
     /// assert_eq!(wait.token(), &token);
     /// ```
     pub fn token(&self) -> &CancelToken {
-        &self.token
+        self.waiter.token()
     }
 
     /// Gives back the token handle, dropping the registration.
@@ -190,7 +221,7 @@ impl WaitOwned {
     /// assert_eq!(back, token);
     /// ```
     pub fn into_token(self) -> CancelToken {
-        self.token
+        self.waiter.token().clone()
     }
 }
 
@@ -198,37 +229,66 @@ impl Future for WaitOwned {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        this.waiter.poll(this.token.node(), cx)
+        self.get_mut().waiter.poll(cx)
     }
 }
 
 impl fmt::Debug for WaitOwned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WaitOwned")
-            .field("token", &self.token)
-            .field("registered", &self.waiter.listener.is_some())
+            .field("token", self.waiter.token())
+            .field("registered", &self.waiter.is_registered())
             .finish()
     }
+}
+
+/// Wakes a thread parked in a blocking wait.
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// The current thread's unparking waker, made once per thread.
+fn thread_waker() -> Waker {
+    thread_local! {
+        static WAKER: Waker = Waker::from(Arc::new(Unpark(thread::current())));
+    }
+    WAKER
+        .try_with(Waker::clone)
+        // During thread teardown the cached one may be gone already.
+        .unwrap_or_else(|_| Waker::from(Arc::new(Unpark(thread::current()))))
 }
 
 /// Blocks until `node` is triggered or `deadline` passes (`None`: no deadline). Returns whether
 /// the node is triggered.
 pub(crate) fn block(node: &Node, deadline: Option<Instant>) -> bool {
+    if node.is_triggered() {
+        return true;
+    }
+    let Some(key) = node.register_waiter(None, &thread_waker()) else {
+        return true;
+    };
     loop {
-        if node.is_triggered() {
-            return true;
-        }
-        let listener = node.event().listen();
+        // Unparks can be spurious or stale: the flag is the only truth.
         if node.is_triggered() {
             return true;
         }
         match deadline {
-            None => listener.wait(),
+            None => thread::park(),
             Some(deadline) => {
-                if listener.wait_deadline(deadline).is_none() {
+                let now = Instant::now();
+                if now >= deadline {
+                    node.unregister_waiter(key);
                     return node.is_triggered();
                 }
+                thread::park_timeout(deadline - now);
             }
         }
     }

@@ -1,0 +1,201 @@
+//! No leaks: a long-lived token keeps flat memory while a million short-lived children,
+//! chains, callbacks and waits come and go. Live heap bytes are counted by a wrapping global
+//! allocator, so this file is its own test binary, and its tests run one at a time.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use cancel_token::CancelToken;
+use common::{poll_with, CountingWaker};
+
+/// `System`, counting the bytes currently allocated.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = System.alloc(layout);
+        if !ptr.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let ptr = System.alloc_zeroed(layout);
+        if !ptr.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = System.realloc(ptr, layout, new_size);
+        if !new.is_null() {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The harness runs tests concurrently; a measurement must not see another test's heap.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const CYCLES: usize = 1_000_000;
+const SAMPLE_EVERY: usize = 100_000;
+/// Cycles run before the baseline is taken, so one-time allocations (a slab's first
+/// capacity, the event's listener list) are not counted as growth.
+const WARM_UP: usize = 1_000;
+/// Slack above the baseline for the harness's own allocations. A leak of 16 bytes per
+/// cycle would be 16 MB.
+const BOUND: isize = 64 << 10;
+
+fn live() -> isize {
+    LIVE.load(Ordering::SeqCst)
+}
+
+/// Runs `cycle` a million times after a warm-up and asserts live memory stays within
+/// [`BOUND`] of the baseline at every sample and at the end.
+fn assert_flat(what: &str, mut cycle: impl FnMut()) {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    for _ in 0..WARM_UP {
+        cycle();
+    }
+    let mut samples: Vec<isize> = Vec::with_capacity(CYCLES / SAMPLE_EVERY + 1);
+    let baseline = live();
+    for i in 1..=CYCLES {
+        cycle();
+        if i % SAMPLE_EVERY == 0 {
+            samples.push(live() - baseline);
+        }
+    }
+    let end = live() - baseline;
+    assert!(
+        samples.iter().all(|&growth| growth <= BOUND) && end <= BOUND,
+        "{what}: live bytes grew above the baseline: samples {samples:?}, end {end}"
+    );
+}
+
+#[test]
+fn children_created_and_dropped_keep_memory_flat() {
+    let parent = CancelToken::new();
+    assert_flat("child", || drop(black_box(parent.child())));
+    assert!(!parent.is_triggered());
+}
+
+#[test]
+fn chains_created_and_dropped_keep_memory_flat() {
+    let parent = CancelToken::new();
+    let other = CancelToken::new();
+    assert_flat("chain", || drop(black_box(parent.chain(&other))));
+}
+
+#[test]
+fn any_tokens_created_and_dropped_keep_memory_flat() {
+    let parent = CancelToken::new();
+    let b = CancelToken::new();
+    let c = CancelToken::new();
+    assert_flat("any", || {
+        drop(black_box(CancelToken::any([&parent, &b, &c])))
+    });
+}
+
+#[test]
+fn callback_guards_created_and_dropped_keep_memory_flat() {
+    let parent = CancelToken::new();
+    let captured = std::sync::Arc::new(0u64);
+    assert_flat("on_cancel", || {
+        let captured = std::sync::Arc::clone(&captured);
+        drop(black_box(parent.on_cancel(move |_| drop(captured))));
+    });
+    assert_eq!(
+        std::sync::Arc::strong_count(&captured),
+        1,
+        "every closure was dropped"
+    );
+}
+
+#[test]
+fn registered_waits_dropped_keep_memory_flat() {
+    let parent = CancelToken::new();
+    let waker = CountingWaker::new();
+    assert_flat("wait", || {
+        let mut wait = parent.wait();
+        assert!(poll_with(&mut wait, &waker).is_pending());
+        drop(black_box(wait));
+    });
+    assert_eq!(waker.count(), 0);
+}
+
+#[test]
+fn registered_owned_waits_dropped_keep_memory_flat() {
+    let parent = CancelToken::new();
+    let waker = CountingWaker::new();
+    assert_flat("wait_owned", || {
+        let mut wait = parent.clone().wait_owned();
+        assert!(poll_with(&mut wait, &waker).is_pending());
+        drop(black_box(wait));
+    });
+    assert_eq!(waker.count(), 0);
+}
+
+#[test]
+fn disarmed_drop_guards_keep_memory_flat() {
+    let parent = CancelToken::new();
+    assert_flat("drop_guard disarm", || {
+        let child = parent.child().drop_guard().disarm();
+        drop(black_box(child));
+    });
+    assert!(!parent.is_triggered());
+}
+
+#[test]
+fn children_triggered_individually_and_dropped_keep_memory_flat() {
+    let parent = CancelToken::new();
+    assert_flat("triggered child", || {
+        let child = parent.child();
+        assert!(child.trigger());
+        drop(black_box(child));
+    });
+    assert!(!parent.is_triggered());
+}
+
+#[test]
+fn dropping_ten_thousand_live_children_returns_memory_to_the_baseline() {
+    const CHILDREN: usize = 10_000;
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let parent = CancelToken::new();
+    drop(parent.child());
+    let mut children: Vec<CancelToken> = Vec::with_capacity(CHILDREN);
+    let baseline = live();
+    for round in 0..10 {
+        children.extend((0..CHILDREN).map(|_| parent.child()));
+        let peak = live() - baseline;
+        assert!(
+            peak >= (CHILDREN * std::mem::size_of::<usize>()) as isize,
+            "the allocator counts: {peak} bytes for {CHILDREN} children"
+        );
+        children.clear();
+        let end = live() - baseline;
+        assert!(
+            end <= BOUND,
+            "round {round}: {end} bytes left after dropping every child"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! `DropGuard`: a token that triggers itself when a scope ends, unless disarmed.
+
+mod common;
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use cancel_token::{CancelToken, ReasonKind};
+use common::panic_message;
+
+#[test]
+fn dropping_the_guard_triggers_with_reason_dropped() {
+    let token = CancelToken::named("scoped");
+    let guard = token.clone().drop_guard();
+    assert!(!token.is_triggered(), "holding the guard does nothing");
+    assert_eq!(guard.token(), &token);
+    drop(guard);
+    assert!(token.is_triggered());
+    let reason = token.reason().unwrap();
+    assert_eq!(reason.kind(), ReasonKind::Dropped);
+    assert_eq!(reason.message(), None);
+    assert_eq!(token.triggered_token(), Some(token.clone()));
+}
+
+#[test]
+fn leaving_a_scope_early_triggers_the_token() {
+    fn work(token: CancelToken, fail: bool) -> Result<(), &'static str> {
+        let guard = token.drop_guard();
+        if fail {
+            return Err("failed early");
+        }
+        guard.disarm();
+        Ok(())
+    }
+    let failed = CancelToken::new();
+    assert!(work(failed.clone(), true).is_err());
+    assert_eq!(failed.reason().unwrap().kind(), ReasonKind::Dropped);
+
+    let succeeded = CancelToken::new();
+    assert!(work(succeeded.clone(), false).is_ok());
+    assert!(!succeeded.is_triggered());
+}
+
+#[test]
+fn disarm_returns_the_token_untriggered() {
+    let token = CancelToken::named("kept");
+    let back = token.clone().drop_guard().disarm();
+    assert_eq!(back, token);
+    assert!(!token.is_triggered());
+    assert!(!back.is_triggered());
+    drop(back);
+    assert!(
+        !token.is_triggered(),
+        "the returned handle is a plain handle"
+    );
+}
+
+#[test]
+fn the_guard_triggers_descendants_and_runs_callbacks() {
+    let token = CancelToken::new();
+    let child = token.child();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&count);
+    let _callback = child.on_cancel(move |reason| {
+        assert_eq!(reason.kind(), ReasonKind::Dropped);
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    drop(token.clone().drop_guard());
+    assert_eq!(child.triggered_token(), Some(token));
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_guard_on_a_child_never_triggers_the_parent() {
+    let parent = CancelToken::new();
+    let child = parent.child();
+    drop(child.clone().drop_guard());
+    assert!(child.is_triggered());
+    assert!(!parent.is_triggered());
+}
+
+#[test]
+fn dropping_the_guard_during_a_panic_triggers_the_token() {
+    let token = CancelToken::named("unwound");
+    let guarded = token.clone();
+    let result = panic::catch_unwind(AssertUnwindSafe(move || {
+        let _guard = guarded.drop_guard();
+        panic!("work failed");
+    }));
+    let payload = result.expect_err("the closure panicked");
+    assert_eq!(panic_message(&*payload), Some("work failed"));
+    assert!(token.is_triggered());
+    assert_eq!(token.reason().unwrap().kind(), ReasonKind::Dropped);
+}
+
+#[test]
+fn a_panicking_callback_during_an_unwind_does_not_abort_and_the_token_is_triggered() {
+    let token = CancelToken::new();
+    let child = token.child();
+    let _callback = token.on_cancel(|_| panic!("callback panic"));
+    let guarded = token.clone();
+    let result = panic::catch_unwind(AssertUnwindSafe(move || {
+        let _guard = guarded.drop_guard();
+        panic!("original panic");
+    }));
+    let payload = result.expect_err("the closure panicked");
+    assert_eq!(
+        panic_message(&*payload),
+        Some("original panic"),
+        "the original panic is the one that propagates"
+    );
+    assert!(token.is_triggered());
+    assert!(child.is_triggered());
+}
+
+#[test]
+fn a_panicking_callback_propagates_from_a_normal_drop() {
+    let token = CancelToken::new();
+    let _callback = token.on_cancel(|_| panic!("callback panic"));
+    let guard = token.clone().drop_guard();
+    let result = panic::catch_unwind(AssertUnwindSafe(move || drop(guard)));
+    let payload = result.expect_err("the callback's panic propagates from the drop");
+    assert_eq!(panic_message(&*payload), Some("callback panic"));
+    assert_eq!(token.reason().unwrap().kind(), ReasonKind::Dropped);
+}
+
+#[test]
+fn a_guard_on_an_already_triggered_token_keeps_the_first_reason() {
+    let token = CancelToken::new();
+    token.trigger_with("first");
+    drop(token.clone().drop_guard());
+    let reason = token.reason().unwrap();
+    assert_eq!(reason.kind(), ReasonKind::Manual);
+    assert_eq!(reason.message(), Some("first"));
+}
+
+#[test]
+fn a_token_triggered_while_guarded_keeps_its_reason() {
+    let token = CancelToken::new();
+    let guard = token.clone().drop_guard();
+    token.trigger_with(ReasonKind::Timeout);
+    drop(guard);
+    assert_eq!(token.reason().unwrap().kind(), ReasonKind::Timeout);
+}
