@@ -67,9 +67,9 @@ struct Links {
     children: Slab<Weak<Node>>,
     waiters: Slab<Waker>,
     callbacks: Slab<Arc<dyn Callback>>,
-    /// Parents of a token made by `any`, beyond the inline one. The second is inline so that a
-    /// `chain` costs no extra allocation.
-    second_parent: Option<ParentLink>,
+    /// Parents of a token made by `any`. The first two are inline so that a `chain` costs no
+    /// extra allocation.
+    parents: [Option<ParentLink>; 2],
     more_parents: Vec<ParentLink>,
     /// The effective deadline: the earliest of this token's own and its sources'.
     deadline: Option<Instant>,
@@ -88,10 +88,9 @@ struct ParentLink {
 
 impl Links {
     fn add_parent(&mut self, link: ParentLink) {
-        if self.second_parent.is_none() {
-            self.second_parent = Some(link);
-        } else {
-            self.more_parents.push(link);
+        match self.parents.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(link),
+            None => self.more_parents.push(link),
         }
     }
 }
@@ -384,12 +383,8 @@ impl Node {
             if let Some(key) = links.timer.take() {
                 time::cancel(key);
             }
-            for link in links
-                .second_parent
-                .take()
-                .into_iter()
-                .chain(links.more_parents.drain(..))
-            {
+            let inline = links.parents.iter_mut().filter_map(Option::take);
+            for link in inline.chain(links.more_parents.drain(..)) {
                 match first {
                     None => first = Some(link),
                     Some(_) => more.push(link),

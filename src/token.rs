@@ -137,7 +137,8 @@ impl CancelToken {
     /// this reason, their waiters have been woken, and their callbacks have run, in
     /// registration order, on this thread. Propagation uses a worklist, not recursion, so any
     /// depth is fine. A descendant that another thread triggers at the same moment keeps that
-    /// other trigger's reason, and that thread finishes its subtree.
+    /// other trigger's reason; this call still makes sure that descendant's whole subtree is
+    /// triggered before it returns, without ever waiting for the other thread.
     ///
     /// # Panics
     ///
@@ -436,7 +437,8 @@ impl CancelToken {
     /// assert!(!a.is_triggered());
     /// ```
     pub fn chain(&self, other: &CancelToken) -> CancelToken {
-        CancelToken::any([self, other])
+        let name = joined_name([self.name(), other.name()].into_iter().flatten());
+        CancelToken::from_arc(Node::any(&[&self.node, &other.node], name))
     }
 
     /// A new token that is triggered when any of `tokens` is (JavaScript's `AbortSignal.any`).
@@ -463,19 +465,7 @@ impl CancelToken {
     /// ```
     pub fn any<'a>(tokens: impl IntoIterator<Item = &'a CancelToken>) -> CancelToken {
         let tokens: Vec<&CancelToken> = tokens.into_iter().collect();
-        let mut names = tokens.iter().filter_map(|token| token.name());
-        let name = match (names.next(), names.next()) {
-            (None, _) => None,
-            (Some(only), None) => Some(Cow::Owned(only.to_owned())),
-            (Some(first), Some(second)) => {
-                let mut joined = format!("{first}:{second}");
-                for name in names {
-                    joined.push(':');
-                    joined.push_str(name);
-                }
-                Some(Cow::Owned(joined))
-            }
-        };
+        let name = joined_name(tokens.iter().filter_map(|token| token.name()));
         let parents: Vec<&Arc<Node>> = tokens.iter().map(|token| &token.node).collect();
         CancelToken::from_arc(Node::any(&parents, name))
     }
@@ -833,6 +823,17 @@ impl CancelToken {
     pub(crate) fn registrations(&self) -> (usize, usize) {
         self.node.registrations()
     }
+}
+
+/// The names of a linked token's sources joined by `:`; `None` if none is named.
+fn joined_name<'a>(mut names: impl Iterator<Item = &'a str>) -> Option<Cow<'static, str>> {
+    let first = names.next()?;
+    let mut joined = first.to_owned();
+    for name in names {
+        joined.push(':');
+        joined.push_str(name);
+    }
+    Some(Cow::Owned(joined))
 }
 
 impl Default for CancelToken {
