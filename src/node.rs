@@ -412,13 +412,34 @@ impl Node {
     }
 }
 
-/// The record descendants of `from` share: `from`'s own record if it already names an origin,
-/// otherwise a copy naming `from`.
+/// The record for a token born triggered from `from`: `from`'s own record if it already names
+/// an origin, otherwise a copy naming `from`. A token born triggered is never linked below its
+/// source, so it has no subtree for a walk to finish.
 fn inherit(from: &Arc<Node>, fired: &Arc<Fired>) -> Arc<Fired> {
     if fired.origin.is_some() {
         Arc::clone(fired)
     } else {
-        Fired::new(fired.reason.clone(), Some(Arc::clone(from)))
+        let record = Fired::new(fired.reason.clone(), Some(Arc::clone(from)));
+        record.done.store(true, Ordering::Release);
+        record
+    }
+}
+
+/// A node compared and hashed by address. Holding the `Arc` keeps the address from being
+/// reused by another node while the set exists.
+struct ByAddress(Arc<Node>);
+
+impl PartialEq for ByAddress {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ByAddress {}
+
+impl std::hash::Hash for ByAddress {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
     }
 }
 
@@ -432,7 +453,7 @@ struct Walk<'a> {
     /// Nodes whose children are still to visit.
     work: Vec<Arc<Node>>,
     /// Nodes triggered by another, unfinished trigger that this walk already expanded.
-    foreign: HashSet<*const Node>,
+    foreign: HashSet<ByAddress>,
     callbacks: Vec<Arc<dyn Callback>>,
 }
 
@@ -473,7 +494,7 @@ impl<'a> Walk<'a> {
                 .expect("a cell that refused a value holds one");
             if self.is_ours(fired)
                 || fired.done.load(Ordering::Acquire)
-                || !self.foreign.insert(Arc::as_ptr(node))
+                || !self.foreign.insert(ByAddress(Arc::clone(node)))
             {
                 return;
             }
@@ -517,8 +538,9 @@ impl<'a> Walk<'a> {
         if self.callbacks.is_empty() {
             return;
         }
-        // Nodes are dropped before user code runs.
+        // Nodes are released before user code runs.
         drop(std::mem::take(&mut self.work));
+        drop(std::mem::take(&mut self.foreign));
         self.callbacks.sort_by_key(|callback| callback.seq());
         let mut first_panic = None;
         for callback in &self.callbacks {
