@@ -1,6 +1,7 @@
-//! Helpers shared by the integration tests: a waker that counts its wake-ups, polling a future
-//! exactly once, and running code on a thread with a chosen stack size or under a watchdog so
-//! that a bug fails a test instead of hanging it.
+//! Helpers shared by the integration tests: a waker that counts its wake-ups, polling helpers,
+//! instrumented futures and streams that count their polls and report when they are dropped,
+//! and running code on a thread with a chosen stack size or under a watchdog so that a bug
+//! fails a test instead of hanging it.
 
 // Each test binary compiles this module and uses a different subset of it.
 #![allow(dead_code)]
@@ -8,14 +9,16 @@
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Generous bound for anything that waits on another thread or an executor. Tests never
-/// assert timings; this only turns a hang into a failure.
+use futures_core::Stream;
+
+/// Generous bound for anything that waits on another thread, an executor or the timer thread.
+/// It only turns a hang into a failure; no test asserts an upper bound tighter than this.
 pub const LIMIT: Duration = Duration::from_secs(10);
 
 /// A waker that counts how many times it was woken.
@@ -50,15 +53,166 @@ impl Wake for CountingWaker {
 }
 
 /// Polls `fut` once with the given counting waker.
-pub fn poll_with<F: Future + Unpin>(fut: &mut F, waker: &Arc<CountingWaker>) -> Poll<F::Output> {
+pub fn poll_with<F: Future + Unpin + ?Sized>(
+    fut: &mut F,
+    waker: &Arc<CountingWaker>,
+) -> Poll<F::Output> {
     let waker = waker.waker();
     let mut cx = Context::from_waker(&waker);
     Pin::new(fut).poll(&mut cx)
 }
 
 /// Polls `fut` once with a fresh counting waker nobody looks at.
-pub fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+pub fn poll_once<F: Future + Unpin + ?Sized>(fut: &mut F) -> Poll<F::Output> {
     poll_with(fut, &CountingWaker::new())
+}
+
+/// Polls `stream` for its next item once with the given counting waker.
+pub fn poll_next_with<S: Stream + Unpin + ?Sized>(
+    stream: &mut S,
+    waker: &Arc<CountingWaker>,
+) -> Poll<Option<S::Item>> {
+    let waker = waker.waker();
+    let mut cx = Context::from_waker(&waker);
+    Pin::new(stream).poll_next(&mut cx)
+}
+
+/// Polls `stream` for its next item once with a fresh counting waker.
+pub fn poll_next_once<S: Stream + Unpin + ?Sized>(stream: &mut S) -> Poll<Option<S::Item>> {
+    poll_next_with(stream, &CountingWaker::new())
+}
+
+/// A flag set when the [`DropFlag`] made from it is dropped.
+#[derive(Clone, Debug, Default)]
+pub struct Dropped(Arc<AtomicBool>);
+
+impl Dropped {
+    pub fn new() -> Dropped {
+        Dropped::default()
+    }
+
+    /// A guard that sets this flag when dropped.
+    pub fn guard(&self) -> DropFlag {
+        DropFlag(Arc::clone(&self.0))
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Sets its [`Dropped`] flag when dropped.
+#[derive(Debug)]
+pub struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A shared poll counter.
+#[derive(Clone, Debug, Default)]
+pub struct Polls(Arc<AtomicUsize>);
+
+impl Polls {
+    pub fn new() -> Polls {
+        Polls::default()
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub fn hit(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A future that counts its polls, sets a flag when dropped, and is ready with `output` from
+/// poll number `ready_at` (1-based; `usize::MAX` means never). It never wakes its waker itself.
+#[derive(Debug)]
+pub struct Probe<T> {
+    polls: Polls,
+    ready_at: usize,
+    output: Option<T>,
+    _flag: DropFlag,
+}
+
+impl<T> Probe<T> {
+    pub fn new(polls: &Polls, dropped: &Dropped, ready_at: usize, output: T) -> Probe<T> {
+        Probe {
+            polls: polls.clone(),
+            ready_at,
+            output: Some(output),
+            _flag: dropped.guard(),
+        }
+    }
+}
+
+impl Probe<()> {
+    /// A probe that is always pending.
+    pub fn pending(polls: &Polls, dropped: &Dropped) -> Probe<()> {
+        Probe::new(polls, dropped, usize::MAX, ())
+    }
+}
+
+impl<T> Unpin for Probe<T> {}
+
+impl<T> Future for Probe<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<T> {
+        self.polls.hit();
+        if self.polls.get() >= self.ready_at {
+            Poll::Ready(self.output.take().expect("Probe polled after it completed"))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// A stream that counts its polls, sets a flag when dropped, and yields the items of its
+/// script in order: `Some(item)` is yielded, `None` in the script means one `Pending` poll;
+/// after the script it either ends or stays pending forever.
+#[derive(Debug)]
+pub struct ProbeStream<T> {
+    polls: Polls,
+    script: std::collections::VecDeque<Option<T>>,
+    ends: bool,
+    _flag: DropFlag,
+}
+
+impl<T> ProbeStream<T> {
+    pub fn new(
+        polls: &Polls,
+        dropped: &Dropped,
+        script: impl IntoIterator<Item = Option<T>>,
+        ends: bool,
+    ) -> ProbeStream<T> {
+        ProbeStream {
+            polls: polls.clone(),
+            script: script.into_iter().collect(),
+            ends,
+            _flag: dropped.guard(),
+        }
+    }
+}
+
+impl<T> Unpin for ProbeStream<T> {}
+
+impl<T> Stream for ProbeStream<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.polls.hit();
+        match self.script.pop_front() {
+            Some(Some(item)) => Poll::Ready(Some(item)),
+            Some(None) => Poll::Pending,
+            None if self.ends => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
 }
 
 /// Runs `f` on a new thread with a stack of `stack_size` bytes and returns its result,
@@ -107,12 +261,17 @@ where
     }
 }
 
+/// Compile-time check that a value is `Send + 'static`.
+pub fn assert_send_static<T: Send + 'static>(value: T) -> T {
+    value
+}
+
 /// Blocks until `cond` holds, failing the test if it does not within `limit`.
 pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
+    let deadline = std::time::Instant::now() + limit;
     while !cond() {
         assert!(
-            Instant::now() < deadline,
+            std::time::Instant::now() < deadline,
             "gave up waiting for {what} after {limit:?}"
         );
         thread::sleep(Duration::from_millis(1));
