@@ -30,12 +30,12 @@ GROUPS = [
 
 
 def criterion_dir_name(name):
-    # criterion replaces characters that are not valid in paths
-    return name.replace("/", "_").replace("+", "_")
+    # criterion replaces the path separator in a group name
+    return name.replace("/", "_")
 
 
 def median_ns(root, group, bench):
-    for group_dir in (os.path.join(root, *group.split("/")), os.path.join(root, criterion_dir_name(group))):
+    for group_dir in (os.path.join(root, criterion_dir_name(group)), os.path.join(root, *group.split("/"))):
         path = os.path.join(group_dir, bench, "new", "estimates.json")
         if os.path.exists(path):
             with open(path) as f:

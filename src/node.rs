@@ -113,6 +113,7 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 
 impl Node {
+    #[inline]
     pub(crate) fn new(name: Option<Cow<'static, str>>) -> Node {
         let cold = match name {
             Some(name) => OnceLock::from(Cold::new(Some(name), Links::default())),
@@ -560,14 +561,32 @@ impl Drop for Node {
     /// children from its own parents, in a loop: dropping the last handle of a chain a million
     /// links deep uses constant stack, and a plain child allocates nothing to do it.
     fn drop(&mut self) {
-        let mut more = Vec::new();
-        let mut next = self.detach(&mut more);
-        while let Some(ParentLink { node, key }) = next.take().or_else(|| more.pop()) {
-            node.unlink_child(key);
-            if let Some(mut parent) = Arc::into_inner(node) {
-                next = parent.detach(&mut more);
-                // `parent` drops here with no links left, so its own `drop` does nothing more.
+        // The common cases first: a token with no links at all, and a plain child.
+        let cold = self.cold.get_mut().is_some();
+        if !cold {
+            let Some(link) = self.parent.take() else {
+                return;
+            };
+            link.node.unlink_child(link.key);
+            match Arc::into_inner(link.node) {
+                None => return,
+                Some(mut parent) => return unlink_all(&mut parent),
             }
+        }
+        unlink_all(self);
+    }
+}
+
+/// Unlinks `node` from its parents, and each parent this leaves without handles or children
+/// from its own parents, in a loop rather than by recursion.
+fn unlink_all(node: &mut Node) {
+    let mut more = Vec::new();
+    let mut next = node.detach(&mut more);
+    while let Some(ParentLink { node, key }) = next.take().or_else(|| more.pop()) {
+        node.unlink_child(key);
+        if let Some(mut parent) = Arc::into_inner(node) {
+            next = parent.detach(&mut more);
+            // `parent` drops here with no links left, so its own `drop` does nothing more.
         }
     }
 }

@@ -53,19 +53,15 @@ impl<T> Slab<T> {
         if let Entry::Vacant(_) = slot {
             return None;
         }
-        let Entry::Occupied(value) = mem::replace(slot, Entry::Vacant(self.next_free)) else {
+        let Entry::Occupied(value) = std::mem::replace(slot, Entry::Vacant(self.next_free)) else {
             unreachable!()
         };
         self.next_free = key;
         self.len -= 1;
-        if self.len == 0 {
-            // Keep a small allocation for the next registration, give a large one back so a
-            // burst of registrations does not pin memory for the token's whole life.
-            if self.entries.capacity() > SHRINK_THRESHOLD {
-                self.entries = Vec::new();
-            } else {
-                self.entries.clear();
-            }
+        // Keep a small allocation for the next registration; give a large one back so a burst
+        // of registrations does not pin memory for the token's whole life.
+        if self.len == 0 && self.entries.capacity() > SHRINK_THRESHOLD {
+            self.entries = Vec::new();
             self.next_free = 0;
         }
         Some(value)

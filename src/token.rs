@@ -66,6 +66,7 @@ impl CancelToken {
     /// assert!(!token.is_triggered());
     /// assert_eq!(token.name(), None);
     /// ```
+    #[inline]
     pub fn new() -> CancelToken {
         CancelToken::from_node(Node::new(None))
     }
@@ -806,10 +807,12 @@ impl CancelToken {
             .expect_err("a waiter resolves only once its token is triggered")
     }
 
+    #[inline]
     fn from_node(node: Node) -> CancelToken {
         CancelToken::from_arc(Arc::new(node))
     }
 
+    #[inline]
     pub(crate) fn from_arc(node: Arc<Node>) -> CancelToken {
         CancelToken { node }
     }
