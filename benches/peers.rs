@@ -94,7 +94,7 @@ impl Future for FloorWait {
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(3))
         .sample_size(40)
         .configure_from_args()
 }

@@ -506,10 +506,19 @@ impl<'a> Walk<'a> {
     /// Publishes a triggered node (wakes its waiters, takes its callbacks and timer) unless
     /// that is done, and queues its children.
     fn expand(&mut self, node: &Node) {
-        // Pairs with the fence in `Node::cold`: see there.
-        fence(Ordering::SeqCst);
-        let Some(cold) = node.cold.get() else {
-            return;
+        // Cold state that is already visible is locked below, and the lock orders this walk
+        // with any registration. Only its absence needs the fence that pairs with the one in
+        // `Node::cold`: a registration that made it concurrently either is seen after the
+        // fence, or sees the flag itself.
+        let cold = match node.cold.get() {
+            Some(cold) => cold,
+            None => {
+                fence(Ordering::SeqCst);
+                match node.cold.get() {
+                    Some(cold) => cold,
+                    None => return,
+                }
+            }
         };
         let mut links = lock(&cold.links);
         let mut wakers = None;
