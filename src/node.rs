@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -83,7 +83,29 @@ struct Links {
 /// A strong link to a parent, with the key of our entry in its children slab.
 struct ParentLink {
     node: Arc<Node>,
-    key: usize,
+    /// Written once, under the parent's lock, before the child is handed out; `UNLINKED` if
+    /// the parent turned out to be triggered and nothing was inserted.
+    key: AtomicUsize,
+}
+
+const UNLINKED: usize = usize::MAX;
+
+impl ParentLink {
+    fn new(node: Arc<Node>, key: usize) -> Self {
+        ParentLink {
+            node,
+            key: AtomicUsize::new(key),
+        }
+    }
+
+    /// Removes our entry from the parent and gives back the parent handle.
+    fn unlink(self) -> Arc<Node> {
+        let key = self.key.into_inner();
+        if key != UNLINKED {
+            self.node.unlink_child(key);
+        }
+        self.node
+    }
 }
 
 impl Links {
@@ -197,34 +219,39 @@ impl Node {
 
     /// A new token triggered when `this` is: born triggered if `this` already is.
     pub(crate) fn child(this: &Arc<Node>, name: Option<Cow<'static, str>>) -> Arc<Node> {
-        let mut links = this.links();
         if let Some(fired) = this.fired.get() {
-            drop(links);
             return Arc::new(Node::born_triggered(inherit(this, fired), name));
         }
-        // Built under the parent's lock so that its back link (with the slab key) is in place
-        // before anyone can see it. A child needs cold state only for a name or an inherited
-        // deadline.
-        let key = links.children.next_key();
-        let cold = if name.is_some() || links.deadline.is_some() {
-            let child_links = Links {
-                deadline: links.deadline,
-                ..Links::default()
-            };
-            OnceLock::from(Cold::new(name, child_links))
-        } else {
-            OnceLock::new()
+        // Everything is allocated before the parent's lock is taken, so the critical section
+        // that other threads may wait on is only "check the flag, insert".
+        let cold = match name {
+            Some(name) => OnceLock::from(Cold::new(Some(name), Links::default())),
+            None => OnceLock::new(),
         };
         let child = Arc::new(Node {
             fired: OnceLock::new(),
             cold,
-            parent: Some(ParentLink {
-                node: Arc::clone(this),
-                key,
-            }),
+            parent: Some(ParentLink::new(Arc::clone(this), UNLINKED)),
         });
-        let inserted = links.children.insert(Arc::downgrade(&child));
-        debug_assert_eq!(inserted, key);
+        let weak = Arc::downgrade(&child);
+        let mut links = this.links();
+        if let Some(fired) = this.fired.get() {
+            // Triggered since the check above. Nothing else can see the child yet.
+            let record = inherit(this, fired);
+            drop(links);
+            let _ = child.fired.set(record);
+            return child;
+        }
+        let key = links.children.insert(weak);
+        let deadline = links.deadline;
+        if let Some(link) = &child.parent {
+            link.key.store(key, Ordering::Relaxed);
+        }
+        drop(links);
+        if deadline.is_some() {
+            // Inherited, for `deadline()`; the parent's timer is the one that fires.
+            child.links().deadline = deadline;
+        }
         child
     }
 
@@ -257,10 +284,7 @@ impl Node {
             };
             let mut links = node.links();
             links.deadline = earliest(links.deadline, deadline);
-            links.add_parent(ParentLink {
-                node: Arc::clone(parent),
-                key,
-            });
+            links.add_parent(ParentLink::new(Arc::clone(parent), key));
         }
         node
     }
@@ -576,11 +600,10 @@ impl Drop for Node {
             let Some(link) = self.parent.take() else {
                 return;
             };
-            link.node.unlink_child(link.key);
-            match Arc::into_inner(link.node) {
-                None => return,
-                Some(mut parent) => return unlink_all(&mut parent),
+            if let Some(mut parent) = Arc::into_inner(link.unlink()) {
+                unlink_all(&mut parent);
             }
+            return;
         }
         unlink_all(self);
     }
@@ -591,9 +614,8 @@ impl Drop for Node {
 fn unlink_all(node: &mut Node) {
     let mut more = Vec::new();
     let mut next = node.detach(&mut more);
-    while let Some(ParentLink { node, key }) = next.take().or_else(|| more.pop()) {
-        node.unlink_child(key);
-        if let Some(mut parent) = Arc::into_inner(node) {
+    while let Some(link) = next.take().or_else(|| more.pop()) {
+        if let Some(mut parent) = Arc::into_inner(link.unlink()) {
             next = parent.detach(&mut more);
             // `parent` drops here with no links left, so its own `drop` does nothing more.
         }

@@ -27,11 +27,6 @@ impl<T> Slab<T> {
         }
     }
 
-    /// The key the next `insert` will return.
-    pub(crate) fn next_key(&self) -> usize {
-        self.next_free
-    }
-
     pub(crate) fn insert(&mut self, value: T) -> usize {
         let key = self.next_free;
         if key == self.entries.len() {
@@ -130,7 +125,6 @@ mod tests {
         assert_eq!((a, b, c), (0, 1, 2));
         assert_eq!(slab.remove(b), Some('b'));
         assert_eq!(slab.remove(b), None, "a slot is removed once");
-        assert_eq!(slab.next_key(), b);
         assert_eq!(slab.insert('d'), b);
         assert_eq!(slab.len(), 3);
         let mut all: Vec<char> = slab.take_all().collect();
