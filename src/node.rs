@@ -99,6 +99,7 @@ impl ParentLink {
     }
 
     /// Removes our entry from the parent and gives back the parent handle.
+    #[inline]
     fn unlink(self) -> Arc<Node> {
         let key = self.key.into_inner();
         if key != UNLINKED {
@@ -160,6 +161,7 @@ impl Node {
     /// Whoever allocates it then fences, and a trigger fences between setting the flag and
     /// looking for the cold state: of the two threads, at least one sees the other's write,
     /// so a registration racing the first trigger is never lost.
+    #[inline]
     fn cold(&self) -> &Cold {
         if let Some(cold) = self.cold.get() {
             return cold;
@@ -169,6 +171,7 @@ impl Node {
         cold
     }
 
+    #[inline]
     fn links(&self) -> MutexGuard<'_, Links> {
         lock(&self.cold().links)
     }
@@ -218,6 +221,7 @@ impl Node {
     }
 
     /// A new token triggered when `this` is: born triggered if `this` already is.
+    #[inline]
     pub(crate) fn child(this: &Arc<Node>, name: Option<Cow<'static, str>>) -> Arc<Node> {
         if let Some(fired) = this.fired.get() {
             return Arc::new(Node::born_triggered(inherit(this, fired), name));
@@ -386,6 +390,7 @@ impl Node {
         drop(removed);
     }
 
+    #[inline]
     fn unlink_child(&self, key: usize) {
         let Some(cold) = self.cold.get() else {
             return;

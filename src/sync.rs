@@ -8,6 +8,7 @@ pub(crate) use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 /// The crate never runs user code while one of its locks is held, so a poisoned lock can only
 /// mean an allocation failure inside the critical section; the protected data is still
 /// consistent, and refusing to go on would make a token unusable forever.
+#[inline]
 pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()

@@ -397,6 +397,7 @@ impl CancelToken {
     /// assert_eq!(other.triggered_token(), Some(parent.clone()));
     /// assert!(parent.child().is_triggered(), "born triggered");
     /// ```
+    #[inline]
     pub fn child(&self) -> CancelToken {
         CancelToken::from_arc(Node::child(&self.node, None))
     }
