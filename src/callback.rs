@@ -3,12 +3,11 @@
 
 use std::fmt;
 use std::panic::{RefUnwindSafe, UnwindSafe};
+// Registration order is a plain counter, outside what the loom models check.
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Condvar;
-use std::thread::{self, ThreadId};
 
 use crate::reason::Reason;
-use crate::sync::{lock, Arc, Mutex};
+use crate::sync::{current_thread, lock, Arc, Condvar, Mutex, ThreadId};
 use crate::CancelToken;
 
 /// Registration order across all tokens, so that callbacks collected from a whole tree run in
@@ -58,7 +57,7 @@ impl<F: FnOnce(&Reason) + Send> Callback for Entry<F> {
     fn fire(&self, reason: &Reason) {
         let f = {
             let mut state = lock(&self.state);
-            match std::mem::replace(&mut *state, State::Running(thread::current().id())) {
+            match std::mem::replace(&mut *state, State::Running(current_thread().id())) {
                 State::Pending(f) => f,
                 other => {
                     *state = other;
@@ -89,7 +88,7 @@ impl<F: FnOnce(&Reason) + Send> Callback for Entry<F> {
             }
             State::Running(thread) => {
                 *state = State::Running(thread);
-                if thread == thread::current().id() {
+                if thread == current_thread().id() {
                     return;
                 }
                 while !matches!(*state, State::Finished) {

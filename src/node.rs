@@ -15,14 +15,15 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::task::Waker;
 use std::time::Instant;
 
 use crate::callback::Callback;
 use crate::reason::{Reason, ReasonKind};
 use crate::slab::Slab;
-use crate::sync::{lock, Arc, Mutex, MutexGuard, OnceLock, Weak};
+use crate::sync::{
+    fence, lock, Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, OnceLock, Ordering, Weak,
+};
 use crate::time::{self, TimerKey};
 
 /// What a triggered token records, published in one step so that nobody can observe the flag
@@ -425,7 +426,7 @@ impl Node {
     }
 
     /// Number of registered waiters, for tests of the no-leak rules.
-    #[cfg(test)]
+    #[cfg(any(test, cancel_token_loom))]
     pub(crate) fn waiters(&self) -> usize {
         self.cold
             .get()
@@ -433,7 +434,7 @@ impl Node {
     }
 
     /// Number of live child links and callbacks, for tests of the no-leak rules.
-    #[cfg(test)]
+    #[cfg(any(test, cancel_token_loom))]
     pub(crate) fn registrations(&self) -> (usize, usize) {
         self.cold.get().map_or((0, 0), |cold| {
             let links = lock(&cold.links);

@@ -77,7 +77,7 @@ impl<T> Slab<T> {
         })
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, cancel_token_loom))]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

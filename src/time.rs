@@ -8,13 +8,20 @@
 //! `docs/timers.md` for why this is not built on async-io's timers.
 
 use std::collections::BTreeMap;
-use std::sync::Condvar;
+// The timer lives in statics, which loom's primitives cannot; it is outside the models.
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::Instant;
 
 use crate::node::Node;
 use crate::reason::{Reason, ReasonKind};
-use crate::sync::{lock, Mutex, OnceLock, Weak};
+use crate::sync::Weak;
+
+fn lock(mutex: &Mutex<State>) -> MutexGuard<'_, State> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Identifies one registration; removal by key is O(log n).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

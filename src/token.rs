@@ -827,6 +827,15 @@ impl CancelToken {
     pub(crate) fn registrations(&self) -> (usize, usize) {
         self.node.registrations()
     }
+
+    /// Live child links, callbacks and waiters registered on this token. Exists only in the
+    /// loom build, for the models' no-leak checks.
+    #[cfg(cancel_token_loom)]
+    #[doc(hidden)]
+    pub fn __loom_registrations(&self) -> (usize, usize, usize) {
+        let (children, callbacks) = self.node.registrations();
+        (children, callbacks, self.node.waiters())
+    }
 }
 
 /// The names of a linked token's sources joined by `:`; `None` if none is named.

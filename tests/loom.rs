@@ -1,0 +1,247 @@
+//! Loom models: every interleaving of the crate's races, within a preemption bound.
+//!
+//! Run with
+//! `RUSTFLAGS="--cfg cancel_token_loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom`
+//! (`.ci/run` does, in its own target directory). Under that cfg the crate's mutexes, condvar,
+//! atomics, fences and once-cells are loom's, so loom explores the orders in which they can
+//! interleave; a lost wake-up shows as a deadlock of `loom::future::block_on`, and every model
+//! asserts its property after joining its threads. `docs/reliability.md` lists what each proves.
+#![cfg(cancel_token_loom)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use cancel_token::{CancelToken, ReasonKind};
+use loom::future::block_on;
+use loom::thread;
+
+/// Runs `f` under loom with the preemption bound from `LOOM_MAX_PREEMPTIONS` (default 3).
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    builder.check(f);
+}
+
+#[test]
+fn a_waiter_registering_during_a_trigger_is_never_lost() {
+    model(|| {
+        let token = CancelToken::new();
+        let trigger = token.clone();
+        let t = thread::spawn(move || {
+            assert!(trigger.trigger());
+        });
+        // Deadlocks (and fails the model) if the wake-up is lost.
+        block_on(token.wait());
+        t.join().unwrap();
+        assert_eq!(
+            token.__loom_registrations().2,
+            0,
+            "no waiter left registered"
+        );
+    });
+}
+
+#[test]
+fn a_waiter_on_a_child_is_never_lost() {
+    model(|| {
+        let parent = CancelToken::new();
+        let child = parent.child();
+        let trigger = parent.clone();
+        let t = thread::spawn(move || {
+            trigger.trigger();
+        });
+        block_on(child.wait());
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn concurrent_triggers_have_one_winner_whose_reason_everyone_sees() {
+    model(|| {
+        let token = CancelToken::new();
+        let (a, b) = (token.clone(), token.clone());
+        let observer = token.clone();
+        let ta = thread::spawn(move || a.trigger_with("a"));
+        let tb = thread::spawn(move || b.trigger_with("b"));
+        // Never "triggered without a reason".
+        if observer.is_triggered() {
+            assert!(observer.reason().is_some());
+            assert!(observer.triggered_token().is_some());
+        }
+        let (won_a, won_b) = (ta.join().unwrap(), tb.join().unwrap());
+        assert!(won_a ^ won_b, "exactly one trigger wins");
+        let winner = if won_a { "a" } else { "b" };
+        assert_eq!(token.reason().unwrap().message(), Some(winner));
+    });
+}
+
+#[test]
+fn a_child_created_during_a_trigger_ends_triggered_once_with_the_origins_reason() {
+    model(|| {
+        let parent = CancelToken::named("parent");
+        let trigger = parent.clone();
+        let t = thread::spawn(move || trigger.trigger_with("stop"));
+        let child = parent.child();
+        t.join().unwrap();
+        assert!(child.is_triggered());
+        assert_eq!(child.reason().unwrap().message(), Some("stop"));
+        assert_eq!(child.triggered_token(), Some(parent));
+        assert!(!child.trigger(), "the child was triggered exactly once");
+    });
+}
+
+#[test]
+fn a_chain_created_during_a_trigger_ends_triggered_with_the_origins_reason() {
+    model(|| {
+        let a = CancelToken::new();
+        let b = CancelToken::new();
+        let trigger = b.clone();
+        let t = thread::spawn(move || trigger.trigger_with("b"));
+        let chained = a.chain(&b);
+        t.join().unwrap();
+        assert_eq!(chained.reason().unwrap().message(), Some("b"));
+        assert_eq!(chained.triggered_token(), Some(b));
+        assert!(!a.is_triggered());
+    });
+}
+
+#[test]
+fn an_any_created_during_a_trigger_ends_triggered_with_the_origins_reason() {
+    model(|| {
+        let a = CancelToken::new();
+        let b = CancelToken::new();
+        let c = CancelToken::new();
+        let trigger = c.clone();
+        let t = thread::spawn(move || trigger.trigger_with("c"));
+        let any = CancelToken::any([&a, &b, &c]);
+        t.join().unwrap();
+        assert_eq!(any.reason().unwrap().message(), Some("c"));
+        assert_eq!(any.triggered_token(), Some(c));
+    });
+}
+
+#[test]
+fn dropping_a_child_during_a_trigger_neither_panics_nor_leaks() {
+    model(|| {
+        let parent = CancelToken::new();
+        let child = parent.child();
+        let keep = parent.child();
+        let trigger = parent.clone();
+        let t = thread::spawn(move || trigger.trigger());
+        drop(child);
+        t.join().unwrap();
+        assert!(keep.is_triggered(), "the sibling was not missed");
+        drop(keep);
+        assert_eq!(
+            parent.__loom_registrations().0,
+            0,
+            "every child link is gone"
+        );
+    });
+}
+
+#[test]
+fn dropping_an_intermediate_link_during_a_trigger_misses_no_descendant() {
+    model(|| {
+        let root = CancelToken::new();
+        let middle = root.child();
+        let leaf = middle.child();
+        let trigger = root.clone();
+        let t = thread::spawn(move || trigger.trigger_with("root"));
+        drop(middle);
+        t.join().unwrap();
+        assert_eq!(leaf.reason().unwrap().message(), Some("root"));
+        drop(leaf);
+        assert_eq!(
+            root.__loom_registrations().0,
+            0,
+            "the branch unlinked itself"
+        );
+    });
+}
+
+#[test]
+fn overlapping_triggers_both_return_with_every_descendant_triggered() {
+    model(|| {
+        let root = CancelToken::new();
+        let middle = root.child();
+        let leaf = middle.child();
+        let (r, m) = (root.clone(), middle.clone());
+        let observer = leaf.clone();
+        let tm = thread::spawn(move || {
+            m.trigger_with("middle");
+        });
+        let won = r.trigger_with("root");
+        // Whichever reason reached it, the leaf is triggered once this trigger returns.
+        if won {
+            assert!(observer.is_triggered());
+        }
+        tm.join().unwrap();
+        assert!(leaf.is_triggered());
+    });
+}
+
+#[test]
+fn a_callback_registered_during_a_trigger_runs_exactly_once() {
+    model(|| {
+        let token = CancelToken::new();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let trigger = token.clone();
+        let t = thread::spawn(move || trigger.trigger());
+        let counted = runs.clone();
+        let guard = token.on_cancel(move |reason| {
+            assert_eq!(reason.kind(), ReasonKind::Manual);
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        t.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        drop(guard);
+        assert_eq!(token.__loom_registrations().1, 0);
+    });
+}
+
+#[test]
+fn a_callback_never_runs_after_its_guard_is_dropped() {
+    model(|| {
+        let token = CancelToken::new();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let guard = token.on_cancel({
+            let (runs, dropped) = (runs.clone(), dropped.clone());
+            move |_| {
+                assert!(
+                    !dropped.load(Ordering::SeqCst),
+                    "ran after its guard was dropped"
+                );
+                runs.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let trigger = token.clone();
+        let t = thread::spawn(move || trigger.trigger());
+        drop(guard);
+        dropped.store(true, Ordering::SeqCst);
+        t.join().unwrap();
+        assert!(runs.load(Ordering::SeqCst) <= 1);
+        assert_eq!(token.__loom_registrations().1, 0);
+    });
+}
+
+#[test]
+fn a_drop_guard_and_an_explicit_trigger_race_to_one_reason() {
+    model(|| {
+        let token = CancelToken::new();
+        let guard = token.clone().drop_guard();
+        let trigger = token.clone();
+        let t = thread::spawn(move || trigger.trigger_with("explicit"));
+        drop(guard);
+        let explicit_won = t.join().unwrap();
+        let kind = token.reason().unwrap().kind();
+        if explicit_won {
+            assert_eq!(kind, ReasonKind::Manual);
+        } else {
+            assert_eq!(kind, ReasonKind::Dropped);
+        }
+    });
+}
