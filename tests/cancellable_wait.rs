@@ -231,9 +231,12 @@ fn a_future_ready_at_the_poll_where_the_timer_has_elapsed_still_wins() {
     let polls = Polls::new();
     let dropped = Dropped::new();
     let waker = CountingWaker::new();
+    // Long enough that the first poll (which arms the timer) cannot outlast it even on a
+    // loaded machine or under valgrind; the test only needs it to elapse before the second.
+    let timeout = Duration::from_millis(300);
     let mut wait = token.cancellable_wait(
         [Probe::new(&polls, &dropped, 2, "late but ready")],
-        Some(SHORT),
+        Some(timeout),
     );
     assert!(poll_with(&mut wait, &waker).is_pending());
     wait_until("the timer to wake the task", LIMIT, || waker.count() >= 1);

@@ -57,8 +57,10 @@ static ALLOCATOR: Counting = Counting;
 /// The harness runs tests concurrently; a measurement must not see another test's heap.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const CYCLES: usize = 1_000_000;
-const SAMPLE_EVERY: usize = 100_000;
+/// Scaled down only under valgrind (see `common::scaled`).
+fn cycles() -> usize {
+    common::scaled(1_000_000)
+}
 /// Cycles run before the baseline is taken, so one-time allocations (a slab's first
 /// capacity, the event's listener list) are not counted as growth.
 const WARM_UP: usize = 1_000;
@@ -77,11 +79,13 @@ fn assert_flat(what: &str, mut cycle: impl FnMut()) {
     for _ in 0..WARM_UP {
         cycle();
     }
-    let mut samples: Vec<isize> = Vec::with_capacity(CYCLES / SAMPLE_EVERY + 1);
+    let cycles = cycles();
+    let sample_every = (cycles / 10).max(1);
+    let mut samples: Vec<isize> = Vec::with_capacity(11);
     let baseline = live();
-    for i in 1..=CYCLES {
+    for i in 1..=cycles {
         cycle();
-        if i % SAMPLE_EVERY == 0 {
+        if i % sample_every == 0 {
             samples.push(live() - baseline);
         }
     }

@@ -5,8 +5,11 @@ mod common;
 
 use cancel_token::{CancelToken, ReasonKind};
 
-/// Depth of the deep-chain tests: the design promises this depth on a 2 MiB stack.
-const DEPTH: usize = 1_000_000;
+/// Depth of the deep-chain tests: the design promises this depth on a 2 MiB stack. Scaled down
+/// only under valgrind (see `common::scaled`).
+fn depth() -> usize {
+    common::scaled(1_000_000)
+}
 const SMALL_STACK: usize = 2 << 20;
 
 fn assert_fired_by(token: &CancelToken, origin: &CancelToken, message: &str) {
@@ -334,7 +337,7 @@ fn a_diamond_is_triggered_once_with_the_first_reason() {
 
 fn deep_chain_of_children(root: &CancelToken) -> CancelToken {
     let mut leaf = root.child();
-    for _ in 1..DEPTH {
+    for _ in 1..depth() {
         leaf = leaf.child();
     }
     leaf
@@ -342,7 +345,7 @@ fn deep_chain_of_children(root: &CancelToken) -> CancelToken {
 
 fn deep_chain_of_chains(root: &CancelToken) -> CancelToken {
     let mut leaf = root.chain(&CancelToken::new());
-    for _ in 1..DEPTH {
+    for _ in 1..depth() {
         leaf = leaf.chain(&CancelToken::new());
     }
     leaf

@@ -2,14 +2,16 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::Poll;
 use std::thread;
 use std::time::Duration;
 
 use cancel_token::{CancelStreamOwned, CancelToken};
 use common::{
-    assert_send_static, poll_next_once, poll_next_with, within, CountingWaker, Dropped, Polls,
-    ProbeStream, LIMIT,
+    assert_send_static, poll_next_once, poll_next_with, wait_until, within, CountingWaker, Dropped,
+    Polls, ProbeStream, LIMIT,
 };
 use futures_core::{FusedStream, Stream};
 use futures_lite::{stream, StreamExt};
@@ -315,11 +317,18 @@ fn stream_under_smol_async_std_and_a_plain_block_on() {
         let token = CancelToken::new();
         let trigger = token.clone();
         let count = within(LIMIT, move || {
+            // The trigger comes once the three items are out, however slowly the executor
+            // gets going, so the count does not depend on timing.
+            let yielded = Arc::new(AtomicUsize::new(0));
+            let seen = yielded.clone();
             let triggerer = thread::spawn(move || {
-                thread::sleep(Duration::from_millis(5));
+                wait_until("three items", LIMIT, || seen.load(Ordering::SeqCst) == 3);
                 trigger.trigger()
             });
-            let s = token.stream(stream::iter([1, 2, 3]).chain(stream::pending()));
+            let items = stream::iter([1, 2, 3]).inspect(move |_| {
+                yielded.fetch_add(1, Ordering::SeqCst);
+            });
+            let s = token.stream(items.chain(stream::pending()));
             let count = match run {
                 0 => smol::block_on(s.count()),
                 1 => async_std::task::block_on(s.count()),

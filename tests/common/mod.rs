@@ -285,3 +285,15 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
+
+/// `n` divided by `CANCEL_TOKEN_TEST_DIVISOR` (default 1, never below 1): the heavy loops of
+/// the churn and deep-chain tests shrink under valgrind, which runs them about fifty times
+/// slower.
+pub fn scaled(n: usize) -> usize {
+    let divisor = std::env::var("CANCEL_TOKEN_TEST_DIVISOR")
+        .ok()
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    (n / divisor).max(1)
+}
