@@ -89,6 +89,9 @@
 mod callback;
 mod error;
 mod guard;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod node;
 mod reason;
 mod registry;
