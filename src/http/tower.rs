@@ -1,0 +1,270 @@
+//! [`CancelLayer`]: tower middleware that cancels requests and their response bodies.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::CancelBody;
+use crate::wait::Waiter;
+use crate::{CancelToken, Cancelled};
+
+/// The boxed error of [`CancelService`], as tower's own middleware returns it: downcast it to
+/// [`Cancelled`] to tell a cancellation from the inner service's error.
+pub type BoxError = Box<dyn Error + Send + Sync>;
+
+/// Where a [`CancelService`] finds the token of a request.
+#[derive(Clone, Debug)]
+enum Source {
+    Fixed(CancelToken),
+    Extension,
+}
+
+/// A tower layer that races every request against a token and wraps the response body in a
+/// [`CancelBody`].
+///
+/// The token is either fixed ([`CancelLayer::new`]: typically a shutdown token) or taken from
+/// the request's extensions ([`CancelLayer::from_extensions`]: a `CancelToken` inserted by the
+/// caller or an outer layer; a request without one runs uncancelled). A triggered token means
+/// the inner service is never called; a trigger while the response is awaited drops the
+/// inner future at once; a trigger while the body streams ends it with one cancellation
+/// error frame. The service's error is [`BoxError`], holding either the inner service's error
+/// or a [`Cancelled`].
+///
+/// A request refused because its token is triggered does not call the inner service, even
+/// though `poll_ready` reserved capacity in it; services that hold a permit from `poll_ready`
+/// until `call` (a concurrency limit, a buffer) release it when the `CancelService` is
+/// dropped or polled ready again, as tower's contract allows.
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http_body_util::Full;
+/// use tower_service::Service;
+/// use cancel_token::http::CancelLayer;
+/// use cancel_token::{CancelToken, Cancelled};
+/// use tower_layer::Layer;
+///
+/// # futures_lite::future::block_on(async {
+/// let shutdown = CancelToken::named("shutdown");
+/// let handler = tower::service_fn(|_request: http::Request<()>| async {
+///     Ok::<_, Infallible>(http::Response::new(Full::new(&b"hello"[..])))
+/// });
+/// let mut service = CancelLayer::new(shutdown.clone()).layer(handler);
+///
+/// let response = service.call(http::Request::new(())).await.unwrap();
+/// assert_eq!(response.status(), 200);
+///
+/// shutdown.trigger_with("server stopping");
+/// let err = service.call(http::Request::new(())).await.unwrap_err();
+/// let cancelled = err.downcast_ref::<Cancelled>().unwrap();
+/// assert_eq!(cancelled.reason().message(), Some("server stopping"));
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct CancelLayer {
+    source: Source,
+}
+
+impl CancelLayer {
+    /// Cancels every request with `token`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::http::CancelLayer;
+    /// use cancel_token::CancelToken;
+    ///
+    /// let layer = CancelLayer::new(CancelToken::named("shutdown"));
+    /// # drop(layer);
+    /// ```
+    pub fn new(token: CancelToken) -> Self {
+        CancelLayer {
+            source: Source::Fixed(token),
+        }
+    }
+
+    /// Cancels each request with the `CancelToken` in its extensions, if it has one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::http::CancelLayer;
+    /// use cancel_token::CancelToken;
+    ///
+    /// let layer = CancelLayer::from_extensions();
+    /// let mut request = http::Request::new(());
+    /// request.extensions_mut().insert(CancelToken::named("request 7"));
+    /// # drop((layer, request));
+    /// ```
+    pub fn from_extensions() -> Self {
+        CancelLayer {
+            source: Source::Extension,
+        }
+    }
+}
+
+impl<S> Layer<S> for CancelLayer {
+    type Service = CancelService<S>;
+
+    fn layer(&self, inner: S) -> CancelService<S> {
+        CancelService {
+            inner,
+            source: self.source.clone(),
+        }
+    }
+}
+
+/// The service made by [`CancelLayer`].
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use cancel_token::http::{CancelLayer, CancelService};
+/// use cancel_token::CancelToken;
+/// use tower_layer::Layer;
+///
+/// let handler = tower::service_fn(|_request: http::Request<()>| async {
+///     Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<&[u8]>::new()))
+/// });
+/// let service: CancelService<_> = CancelLayer::new(CancelToken::new()).layer(handler);
+/// # drop(service);
+/// ```
+#[derive(Clone, Debug)]
+pub struct CancelService<S> {
+    inner: S,
+    source: Source,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for CancelService<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = http::Response<CancelBody<ResBody>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let token = match &self.source {
+            Source::Fixed(token) => token.clone(),
+            Source::Extension => match request.extensions().get::<CancelToken>() {
+                Some(token) => token.clone(),
+                // No token: the request runs as if its token were never triggered.
+                None => CancelToken::new(),
+            },
+        };
+        if let Err(cancelled) = token.raise_if_triggered() {
+            return ResponseFuture {
+                waiter: Waiter::new(token),
+                refused: Some(cancelled),
+                future: None,
+            };
+        }
+        ResponseFuture {
+            future: Some(self.inner.call(request)),
+            waiter: Waiter::new(token),
+            refused: None,
+        }
+    }
+}
+
+pin_project! {
+    /// Future for the [`CancelService`]'s response.
+    ///
+    /// # Cancellation safety
+    ///
+    /// The inner service's future is dropped the moment the trigger is seen.
+    ///
+    /// # Fairness
+    ///
+    /// Cancellation wins ties: the token is checked before every poll of the inner future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use cancel_token::http::{CancelLayer, ResponseFuture};
+    /// use cancel_token::CancelToken;
+    /// use tower_layer::Layer;
+    /// use tower_service::Service;
+    ///
+    /// let handler = tower::service_fn(|_request: http::Request<()>| async {
+    ///     Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<&[u8]>::new()))
+    /// });
+    /// let mut service = CancelLayer::new(CancelToken::new()).layer(handler);
+    /// let response: ResponseFuture<_> = service.call(http::Request::new(()));
+    /// assert!(futures_lite::future::block_on(response).is_ok());
+    /// ```
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct ResponseFuture<F> {
+        waiter: Waiter<CancelToken>,
+        refused: Option<Cancelled>,
+        #[pin]
+        future: Option<F>,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<http::Response<CancelBody<ResBody>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(cancelled) = this.refused.take() {
+            return Poll::Ready(Err(Box::new(cancelled)));
+        }
+        if let Err(cancelled) = this.waiter.token().raise_if_triggered() {
+            this.future.set(None);
+            this.waiter.release();
+            return Poll::Ready(Err(Box::new(cancelled)));
+        }
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            panic!("`ResponseFuture` polled after it completed");
+        };
+        if let Poll::Ready(result) = future.poll(cx) {
+            this.future.set(None);
+            this.waiter.release();
+            return Poll::Ready(match result {
+                Ok(response) => {
+                    let token = this.waiter.token().clone();
+                    Ok(response.map(|body| CancelBody::new(token, body)))
+                }
+                Err(err) => match this.waiter.token().raise_if_triggered() {
+                    Err(cancelled) => Err(Box::new(cancelled)),
+                    Ok(()) => Err(err.into()),
+                },
+            });
+        }
+        match this.waiter.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                this.future.set(None);
+                Poll::Ready(Err(Box::new(this.waiter.token().expect_cancelled())))
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("token", self.waiter.token())
+            .field("in_flight", &self.future.is_some())
+            .finish()
+    }
+}
