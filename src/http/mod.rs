@@ -13,6 +13,7 @@
 mod body;
 mod error;
 mod retry;
+mod scope;
 mod send;
 #[cfg(feature = "tower")]
 mod tower;
@@ -23,6 +24,7 @@ pub use body::CancelBody;
 
 pub use error::{find_cancelled, CancelError};
 pub use retry::{retry, Retry};
+pub use scope::{scope, Scope};
 pub use send::{send, CancelFutureExt, SendRequest, WithCancel};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
