@@ -70,6 +70,12 @@
 //!   work at every poll: cancellation wins ties, and wrapped work is dropped as soon as the
 //!   trigger is seen.
 //!
+//! # Feature flags
+//!
+//! The core needs none. `http` adds the `http` module (adapters for any HTTP client's
+//! request futures, retries with a cancellable back-off, server handler tokens); `http-body`
+//! adds `http::CancelBody` for `http_body::Body`; `tower` adds `http::CancelLayer`.
+//!
 //! # Patterns
 //!
 //! - Scope-bound work: [`drop_guard`](CancelToken::drop_guard) triggers on early return or panic.
