@@ -357,16 +357,9 @@ impl Node {
 
     pub(crate) fn unregister_waiter(&self, key: usize) {
         // Once triggered, the trigger owns (or has consumed) the registrations.
-        if self.is_triggered() {
-            return;
+        if !self.is_triggered() {
+            self.remove(|links| links.waiters.remove(key));
         }
-        let Some(cold) = self.cold.get() else {
-            return;
-        };
-        let mut links = lock(&cold.links);
-        let removed = links.waiters.remove(key);
-        drop(links);
-        drop(removed);
     }
 
     /// Registers a callback; `None` if the token is already triggered (the caller runs it).
@@ -379,26 +372,26 @@ impl Node {
     }
 
     pub(crate) fn unregister_callback(&self, key: usize) {
-        if self.is_triggered() {
-            return;
+        if !self.is_triggered() {
+            self.remove(|links| links.callbacks.remove(key));
         }
-        let Some(cold) = self.cold.get() else {
-            return;
-        };
-        let mut links = lock(&cold.links);
-        let removed = links.callbacks.remove(key);
-        drop(links);
-        drop(removed);
     }
 
     #[inline]
     fn unlink_child(&self, key: usize) {
+        // Children stay linked after a trigger (a concurrent walk may still need them), so
+        // this removes the entry whether or not the token is triggered.
+        self.remove(|links| links.children.remove(key));
+    }
+
+    /// Removes one registration under the lock and drops it after the lock is released (a
+    /// callback's closure or a waker may run code when dropped).
+    #[inline]
+    fn remove<T>(&self, take: impl FnOnce(&mut Links) -> Option<T>) {
         let Some(cold) = self.cold.get() else {
             return;
         };
-        let mut links = lock(&cold.links);
-        let removed = links.children.remove(key);
-        drop(links);
+        let removed = take(&mut lock(&cold.links));
         drop(removed);
     }
 
