@@ -1,12 +1,13 @@
 //! Cancelling real HTTP requests with one token: a request in flight, a download mid-body,
 //! and a retry loop in its back-off, against a small local server this example starts
-//! itself (127.0.0.1 only, no internet).
+//! itself (127.0.0.1 only, no internet); then the server side: a hyper handler whose token
+//! fires when its client goes away.
 //!
 //! Run it with `cargo run --example http_cancel --features http`.
 
 use std::time::{Duration, Instant};
 
-use cancel_token::http::{retry, send, CancelError, Retry};
+use cancel_token::http::{retry, scope, send, CancelError, Retry};
 use cancel_token::CancelToken;
 use futures_lite::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -135,4 +136,45 @@ async fn main() {
         .expect("a response")
         .status();
     println!("4. the same client answers the next request: {status}");
+
+    // 5. Server side: a hyper server whose handler hands its `scope` token to background
+    //    work. The client gives up after 150 ms; the server drops the handler future, and
+    //    the token fires with ReasonKind::Dropped.
+    let shutdown = CancelToken::named("server");
+    let (handler_tokens, mut tokens) = tokio::sync::mpsc::unbounded_channel();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a local port");
+    let addr = listener.local_addr().expect("an address");
+    let server_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("a connection");
+        let service = hyper::service::service_fn(move |_request| {
+            let handler_tokens = handler_tokens.clone();
+            scope(&server_shutdown, move |token| async move {
+                let _ = handler_tokens.send(token);
+                tokio::time::sleep(Duration::from_secs(10)).await; // a slow report
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(String::from("report")))
+            })
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            .await;
+    });
+    let client_gives_up = CancelToken::named("impatient client");
+    trigger_after(
+        &client_gives_up,
+        Duration::from_millis(150),
+        "took too long",
+    );
+    let _ = send(&client_gives_up, || {
+        client.get(format!("http://{addr}/report")).send()
+    })
+    .await;
+    let token = tokens.recv().await.expect("the handler's token");
+    token.wait().await;
+    println!(
+        "5. the handler's token fired when the client left: {}",
+        token.reason().expect("triggered")
+    );
 }

@@ -4,11 +4,13 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::thread;
 
-use crate::reason::{Reason, ReasonKind};
+use crate::reason::Reason;
 use crate::CancelToken;
 
-/// A handle that triggers its token with [`ReasonKind::Dropped`] when dropped, unless
-/// [disarmed](DropGuard::disarm). Made by [`CancelToken::drop_guard`].
+/// A handle that triggers its token when dropped, unless [disarmed](DropGuard::disarm): with
+/// [`ReasonKind::Dropped`](crate::ReasonKind::Dropped) when made by
+/// [`CancelToken::drop_guard`], with a reason of your choice when made by
+/// [`CancelToken::drop_guard_with`].
 ///
 /// It ties the life of background work to a scope: every early return, `?` and panic that
 /// leaves the scope cancels the work.
@@ -44,11 +46,15 @@ use crate::CancelToken;
 #[must_use = "dropping a DropGuard triggers its token at once"]
 pub struct DropGuard {
     token: Option<CancelToken>,
+    reason: Reason,
 }
 
 impl DropGuard {
-    pub(crate) fn new(token: CancelToken) -> Self {
-        DropGuard { token: Some(token) }
+    pub(crate) fn new(token: CancelToken, reason: Reason) -> Self {
+        DropGuard {
+            token: Some(token),
+            reason,
+        }
     }
 
     /// Gives the token back without triggering it.
@@ -91,7 +97,7 @@ impl Drop for DropGuard {
         let Some(token) = self.token.take() else {
             return;
         };
-        let reason = Reason::new(ReasonKind::Dropped);
+        let reason = std::mem::take(&mut self.reason);
         if thread::panicking() {
             // A second panic while unwinding aborts the process; the token is triggered
             // whether or not a callback panics, so the payload can be dropped.
@@ -106,6 +112,7 @@ impl fmt::Debug for DropGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DropGuard")
             .field("token", &self.token)
+            .field("reason", &self.reason)
             .finish()
     }
 }

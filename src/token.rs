@@ -543,7 +543,27 @@ impl CancelToken {
     /// assert_eq!(token.reason().unwrap().kind(), ReasonKind::Dropped);
     /// ```
     pub fn drop_guard(self) -> DropGuard {
-        DropGuard::new(self)
+        DropGuard::new(self, Reason::new(crate::ReasonKind::Dropped))
+    }
+
+    /// Like [`drop_guard`](Self::drop_guard), triggering with `reason` instead: say what
+    /// dropping the guard means ("client disconnected", "job aborted").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::{CancelToken, Reason, ReasonKind};
+    ///
+    /// let token = CancelToken::named("upload");
+    /// drop(token.clone().drop_guard_with(Reason::with_message(
+    ///     ReasonKind::Dropped,
+    ///     "client disconnected",
+    /// )));
+    /// let err = token.raise_if_triggered().unwrap_err();
+    /// assert_eq!(err.to_string(), "cancellation requested by token upload: client disconnected");
+    /// ```
+    pub fn drop_guard_with(self, reason: impl Into<Reason>) -> DropGuard {
+        DropGuard::new(self, reason.into())
     }
 
     /// Runs `future` until it completes or the token is triggered, whichever comes first.

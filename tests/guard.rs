@@ -143,3 +143,15 @@ fn a_token_triggered_while_guarded_keeps_its_reason() {
     drop(guard);
     assert_eq!(token.reason().unwrap().kind(), ReasonKind::Timeout);
 }
+
+#[test]
+fn drop_guard_with_triggers_with_the_given_reason_and_disarm_still_works() {
+    let token = CancelToken::named("job");
+    drop(token.clone().drop_guard_with("job aborted"));
+    assert_eq!(token.reason().unwrap().message(), Some("job aborted"));
+    assert_eq!(token.reason().unwrap().kind(), ReasonKind::Manual);
+
+    let kept = CancelToken::new();
+    let back = kept.clone().drop_guard_with(ReasonKind::Signal).disarm();
+    assert!(!back.is_triggered() && !kept.is_triggered());
+}

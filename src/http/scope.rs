@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use crate::guard::DropGuard;
-use crate::CancelToken;
+use crate::{CancelToken, Reason, ReasonKind};
 
 /// Runs a request handler with a token of its own that is triggered, with
 /// [`ReasonKind::Dropped`](crate::ReasonKind::Dropped), if the handler's future is dropped
@@ -52,8 +52,12 @@ where
 {
     let token = parent.child();
     let handler = handler(token.clone());
+    let reason = Reason::with_message(
+        ReasonKind::Dropped,
+        "the request handler was dropped before it finished (client gone)",
+    );
     Scope {
-        guard: Some(token.drop_guard()),
+        guard: Some(token.drop_guard_with(reason)),
         handler,
     }
 }
