@@ -22,7 +22,8 @@ use crate::callback::Callback;
 use crate::reason::{Reason, ReasonKind};
 use crate::slab::Slab;
 use crate::sync::{
-    fence, lock, Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, OnceLock, Ordering, Weak,
+    fence, lock, yield_now, Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, OnceLock, Ordering,
+    Weak,
 };
 use crate::time::{self, TimerKey};
 
@@ -61,6 +62,9 @@ pub(crate) struct Node {
 struct Cold {
     name: Option<Cow<'static, str>>,
     links: Mutex<Links>,
+    /// Set by the trigger that published this node once it has woken the waiters it took;
+    /// another trigger meeting the node waits for it rather than return before the wake-ups.
+    woken: AtomicBool,
 }
 
 #[derive(Default)]
@@ -124,6 +128,7 @@ impl Cold {
         Box::new(Cold {
             name,
             links: Mutex::new(links),
+            woken: AtomicBool::new(false),
         })
     }
 }
@@ -546,7 +551,8 @@ impl<'a> Walk<'a> {
         let mut links = lock(&cold.links);
         let mut wakers = None;
         let mut timer = None;
-        if !links.published {
+        let published_by_us = !links.published;
+        if published_by_us {
             links.published = true;
             wakers = Some(links.waiters.take_all());
             self.callbacks.extend(links.callbacks.take_all());
@@ -564,6 +570,18 @@ impl<'a> Walk<'a> {
         // executor bug) must not cut the propagation short.
         for waker in wakers.into_iter().flatten() {
             let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+        }
+        if published_by_us {
+            cold.woken.store(true, Ordering::Release);
+        } else {
+            // Another trigger took this node's waiters and is waking them: a wake is a short
+            // call into an executor that never waits on this crate, so yielding until it is
+            // done is bounded, and it keeps "waiters are woken when trigger returns" true even
+            // for descendants another trigger reached first. (Callbacks are user code and are
+            // not waited for.)
+            while !cold.woken.load(Ordering::Acquire) {
+                yield_now();
+            }
         }
     }
 

@@ -13,7 +13,7 @@ pub(crate) use std::{
         atomic::{fence, AtomicBool, AtomicUsize, Ordering},
         Condvar, Mutex, MutexGuard, OnceLock,
     },
-    thread::{current as current_thread, ThreadId},
+    thread::{current as current_thread, yield_now, ThreadId},
 };
 
 #[cfg(cancel_token_loom)]
@@ -23,7 +23,7 @@ pub(crate) use loom::{
         Condvar, Mutex, MutexGuard,
     },
     // Loom's threads share one OS thread, so identity must come from loom too.
-    thread::{current as current_thread, ThreadId},
+    thread::{current as current_thread, yield_now, ThreadId},
 };
 
 #[cfg(cancel_token_loom)]

@@ -137,9 +137,12 @@ impl CancelToken {
     /// ([`child`](Self::child), [`chain`](Self::chain), [`any`](Self::any)) report triggered with
     /// this reason, their waiters have been woken, and their callbacks have run, in
     /// registration order, on this thread. Propagation uses a worklist, not recursion, so any
-    /// depth is fine. A descendant that another thread triggers at the same moment keeps that
-    /// other trigger's reason; this call still makes sure that descendant's whole subtree is
-    /// triggered before it returns, without ever waiting for the other thread.
+    /// depth is fine.
+    ///
+    /// A descendant that another thread's trigger reaches first keeps that trigger's reason
+    /// and has its callbacks run on that thread. This call still returns only once that
+    /// descendant's whole subtree reports triggered and its waiters have been woken; it never
+    /// waits for the other thread's callbacks.
     ///
     /// # Panics
     ///
