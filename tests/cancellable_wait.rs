@@ -535,20 +535,13 @@ async fn scenarios() {
 
 #[test]
 fn under_tokio_current_thread() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::current_thread_runtime();
     rt.block_on(async { tokio::time::timeout(LIMIT, scenarios()).await.unwrap() });
 }
 
 #[test]
 fn under_tokio_multi_thread() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::multi_thread_runtime();
     rt.block_on(async {
         tokio::time::timeout(LIMIT, tokio::spawn(scenarios()))
             .await
@@ -559,10 +552,7 @@ fn under_tokio_multi_thread() {
 
 #[test]
 fn under_tokio_with_tokio_timers_as_the_futures() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::current_thread_runtime();
     rt.block_on(async {
         let token = CancelToken::new();
         let sleeps = [

@@ -2,57 +2,19 @@
 //! chains, callbacks and waits come and go. Live heap bytes are counted by a wrapping global
 //! allocator, so this file is its own test binary, and its tests run one at a time.
 
+#[path = "common/alloc.rs"]
+mod alloc;
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use alloc::live;
 use cancel_token::CancelToken;
 use common::{poll_with, CountingWaker};
 
-/// `System`, counting the bytes currently allocated.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc(layout);
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc_zeroed(layout);
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new = System.realloc(ptr, layout, new_size);
-        if !new.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        new
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: alloc::Counting = alloc::Counting::ALL_THREADS;
 
 /// The harness runs tests concurrently; a measurement must not see another test's heap.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -67,10 +29,6 @@ const WARM_UP: usize = 1_000;
 /// Slack above the baseline for the harness's own allocations. A leak of 16 bytes per
 /// cycle would be 16 MB.
 const BOUND: isize = 64 << 10;
-
-fn live() -> isize {
-    LIVE.load(Ordering::SeqCst)
-}
 
 /// Runs `cycle` a million times after a warm-up and asserts live memory stays within
 /// [`BOUND`] of the baseline at every sample and at the end.

@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 
 use cancel_token::http::{find_cancelled, retry, scope, send, CancelBody, CancelFutureExt, Retry};
 use cancel_token::{CancelToken, ReasonKind};
-use std::future::Future;
 
-use futures_lite::future::{poll_fn, zip};
+use futures_lite::future::zip;
 use futures_lite::StreamExt;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, BodyStream, Empty, Full};
@@ -30,8 +29,9 @@ use hyper::body::{Bytes, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use smol_hyper::rt::FuturesIo;
 use support_http::{
-    bounded, eventually, refused_port, stream_chunk, BodyEvent, SlowBody, TestServer, Watch,
-    FAST_BODY, FLAKY_OK_BODY, LIMIT,
+    assert_stopped_by_error, bounded, cut_upload_body, eventually, ms, race_trigger, refused_port,
+    stream_chunk, stream_prefix_ok, BodyEvent, SlowBody, TestServer, FAST_BODY, FLAKY_OK_BODY,
+    LIMIT,
 };
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -151,20 +151,6 @@ async fn fast_exact(client: &mut Client, tag: &str) {
     assert_eq!(&body[..], FAST_BODY, "{target}: stale or truncated bytes");
 }
 
-fn stream_prefix_ok(received: &[u8]) -> bool {
-    let mut expected = Vec::new();
-    let mut i = 0;
-    while expected.len() < received.len() {
-        expected.extend_from_slice(stream_chunk(i).as_bytes());
-        i += 1;
-    }
-    expected.starts_with(received)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn run<F: std::future::Future>(test: F) -> F::Output {
     smol::block_on(bounded(Duration::from_secs(20), "test", test))
 }
@@ -216,16 +202,8 @@ fn trigger_mid_flight_from_a_thread_returns_cancelled_and_closes_the_socket() {
         let token = CancelToken::named("page");
         let target = "/never?case=mid-flight";
 
-        let request = async {
-            let mut sending = std::pin::pin!(send(&token, || client.get(target)));
-            let result = poll_fn(|cx| sending.as_mut().poll(cx)).await;
-            let returned_at = Instant::now();
-            // The completed adapter is still alive here: the request inside it must be gone
-            // already (dropped at the trigger, not when the adapter is dropped).
-            let closed = eventually(LIMIT, || server.closed_for(target).is_some()).await;
-            assert!(closed, "the socket stayed open while the adapter lived");
-            (result, returned_at)
-        };
+        // The request inside `send` must be gone at the trigger, not when `send` is dropped.
+        let request = server.await_then_closed(target, send(&token, || client.get(target)));
         let remote = token.clone();
         let trigger = async {
             assert!(eventually(LIMIT, || server.request(target).is_some()).await);
@@ -248,12 +226,7 @@ fn trigger_mid_flight_from_a_thread_returns_cancelled_and_closes_the_socket() {
         let returned = returned_at.saturating_duration_since(triggered_at);
         assert!(returned < Duration::from_secs(1), "{returned:?}");
 
-        assert!(
-            eventually(LIMIT, || server.closed_for(target).is_some()).await,
-            "the server never saw the socket close"
-        );
-        let (closed_at, kind) = server.closed_for(target).unwrap();
-        let close = closed_at.saturating_duration_since(triggered_at);
+        let (close, kind) = server.wait_closed(target, triggered_at).await;
         eprintln!(
             "hyper/smol mid-flight: send returned {:.2} ms after the trigger, server saw the socket close ({kind:?}) after {:.2} ms",
             ms(returned),
@@ -303,12 +276,7 @@ fn cancel_body_over_incoming_stops_the_download_and_the_next_request_is_exact() 
         assert!(hyper::body::Body::is_end_stream(&body));
 
         // `Incoming` was dropped at the trigger: the socket closes while `body` still lives.
-        assert!(eventually(LIMIT, || server.closed_for(target).is_some()).await);
-        let close = server
-            .closed_for(target)
-            .unwrap()
-            .0
-            .saturating_duration_since(triggered_at);
+        let (close, _) = server.wait_closed(target, triggered_at).await;
         eprintln!(
             "hyper/smol CancelBody download: server saw the close after {:.2} ms",
             ms(close)
@@ -336,12 +304,7 @@ fn cancel_body_over_incoming_stops_the_download_and_the_next_request_is_exact() 
             frames.next().await.is_none(),
             "the stream went on after the trigger"
         );
-        assert!(eventually(LIMIT, || server.closed_for(target).is_some()).await);
-        let close = server
-            .closed_for(target)
-            .unwrap()
-            .0
-            .saturating_duration_since(triggered_at);
+        let (close, _) = server.wait_closed(target, triggered_at).await;
         eprintln!(
             "hyper/smol core stream download: server saw the close after {:.2} ms",
             ms(close)
@@ -387,54 +350,25 @@ fn cancelled_upload_is_never_recorded_complete() {
             assert_eq!(response.status(), 200);
             let text = response.into_body().collect().await.unwrap().to_bytes();
             assert_eq!(&text[..], b"received 16384\n");
-            let upload = server.upload(&target).unwrap();
-            assert!(upload.complete, "{upload:?}");
-            assert_eq!(upload.declared, exact.then_some(16384), "{tag}");
+            server.assert_upload_complete(&target, exact.then_some(16384));
         }
 
         for (exact, tag) in [(true, "cut-length"), (false, "cut-chunked")] {
             let target = format!("/upload?case={tag}");
             let token = CancelToken::named("upload");
-            let slow = SlowBody::new(200, 1024, Duration::from_millis(10), exact);
-            let (watched, events) = Watch::new(CancelBody::new(token.clone(), slow));
+            let (watched, events) = cut_upload_body(&token, exact);
             let request = client.build("POST", &target, boxed(watched));
-            let sending = async {
-                let result = send(&token, || client.request(request)).await;
-                (result, Instant::now())
-            };
-            let trigger = async {
-                let started = eventually(LIMIT, || {
-                    server.upload(&target).is_some_and(|u| u.received >= 4096)
-                });
-                assert!(started.await, "the upload never started");
-                let at = Instant::now();
-                token.trigger_with("upload cancelled");
-                at
-            };
-            let ((result, returned_at), triggered_at) = zip(sending, trigger).await;
+            let sending = send(&token, || client.request(request));
+            let (result, returned_at, triggered_at) = server
+                .trigger_mid_upload(&target, 4096, &token, "upload cancelled", sending)
+                .await;
             let err = result.unwrap_err();
             assert!(err.is_cancelled(), "{tag}: {err:?}");
             assert_eq!(err.reason().unwrap().message(), Some("upload cancelled"));
 
-            assert!(eventually(LIMIT, || server.upload(&target).is_some_and(|u| u.finished)).await);
-            let upload = server.upload(&target).unwrap();
-            assert!(
-                !upload.complete,
-                "{tag}: a cut upload was recorded complete: {upload:?}"
-            );
-            assert!(eventually(LIMIT, || server.closed_for(&target).is_some()).await);
-            let close = server
-                .closed_for(&target)
-                .unwrap()
-                .0
-                .saturating_duration_since(triggered_at);
-            eprintln!(
-                "hyper/smol cut upload ({tag}): {} of 204800 bytes arrived; send returned after {:.2} ms, server saw the close after {:.2} ms",
-                upload.received,
-                ms(returned_at.saturating_duration_since(triggered_at)),
-                ms(close)
-            );
-            assert!(close < Duration::from_secs(2));
+            server
+                .assert_cut_upload("hyper/smol", &target, triggered_at, returned_at)
+                .await;
 
             // `send` dropped the request (and the connection) at the trigger, so hyper may not
             // have polled the body again; if it did, it read the error. Never a clean end.
@@ -456,33 +390,19 @@ fn cancelled_upload_is_never_recorded_complete() {
         // The raw hyper error of a cut upload still leads to the `Cancelled`.
         let token = CancelToken::named("raw");
         let target = "/upload?case=raw";
-        let slow = SlowBody::new(200, 1024, Duration::from_millis(10), false);
-        let (watched, events) = Watch::new(CancelBody::new(token.clone(), slow));
+        let (watched, events) = cut_upload_body(&token, false);
         let request = client.build("POST", target, boxed(watched));
-        let trigger = async {
-            assert!(
-                eventually(LIMIT, || server
-                    .upload(target)
-                    .is_some_and(|u| u.received > 0))
-                .await
-            );
-            token.trigger_with("disk full");
-        };
-        let (result, ()) = zip(client.request(request), trigger).await;
+        let (result, ..) = server
+            .trigger_mid_upload(target, 1, &token, "disk full", client.request(request))
+            .await;
         let err = result.unwrap_err();
         assert!(matches!(err, ClientError::Hyper(_)), "{err:?}");
         let found = find_cancelled(&err).unwrap_or_else(|| panic!("no Cancelled in {err:?}"));
         assert_eq!(found.reason().message(), Some("disk full"));
         // Nobody dropped the request here: hyper read the body's one error frame, and it was
         // never told the body ended.
-        let events = events.lock().unwrap().clone();
-        assert!(!events.contains(&BodyEvent::End), "clean end: {events:?}");
-        assert!(
-            matches!(events.last(), Some(BodyEvent::Error(message)) if message.contains("disk full")),
-            "{events:?}"
-        );
-        assert!(eventually(LIMIT, || server.upload(target).is_some_and(|u| u.finished)).await);
-        assert!(!server.upload(target).unwrap().complete);
+        assert_stopped_by_error(&events.lock().unwrap(), "disk full");
+        assert!(!server.wait_upload_finished(target).await.complete);
 
         assert_eq!(server.completed_uploads(), 2, "only the two controls");
         fast_exact(&mut client, "after=uploads").await;
@@ -514,46 +434,23 @@ fn retry_on_smol_back_off_of_10s_cancelled_at_50ms_returns_at_once_after_one_att
         let client = smol::lock::Mutex::new(Client::new(server.addr()));
         let token = CancelToken::named("retry");
         let attempts = AtomicUsize::new(0);
-        let started = Instant::now();
-        let retrying = async {
-            let result = retry(
-                &token,
-                std::iter::repeat(Duration::from_secs(10)).take(5),
-                |outcome: &Result<http::Response<Incoming>, ClientError>| match outcome {
-                    Ok(response) if response.status() == 503 => Retry::Retry,
-                    Ok(_) => Retry::Done,
-                    Err(_) => Retry::Retry,
-                },
-                || {
-                    attempts.fetch_add(1, Ordering::SeqCst);
-                    async { client.lock().await.get("/flaky").await }
-                },
-            )
-            .await;
-            (result, Instant::now())
-        };
-        let trigger = async {
-            assert!(eventually(LIMIT, || server.requests_to("/flaky") == 1).await);
-            smol::Timer::after(Duration::from_millis(50)).await;
-            let at = Instant::now();
-            token.trigger_with("gave up");
-            at
-        };
-        let ((result, returned_at), triggered_at) = zip(retrying, trigger).await;
-        let err = result.unwrap_err();
-        assert!(err.is_cancelled(), "{err:?}");
-        assert_eq!(err.reason().unwrap().message(), Some("gave up"));
-        let returned = returned_at.saturating_duration_since(triggered_at);
-        eprintln!(
-            "hyper/smol retry: returned {:.2} ms after the trigger ({:.2} ms in all) with a 10 s back-off",
-            ms(returned),
-            ms(returned_at.duration_since(started))
+        let retrying = retry(
+            &token,
+            std::iter::repeat(Duration::from_secs(10)).take(5),
+            |outcome: &Result<http::Response<Incoming>, ClientError>| match outcome {
+                Ok(response) if response.status() == 503 => Retry::Retry,
+                Ok(_) => Retry::Done,
+                Err(_) => Retry::Retry,
+            },
+            || {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                async { client.lock().await.get("/flaky").await }
+            },
         );
-        assert!(returned < Duration::from_secs(1));
-        assert!(returned_at.duration_since(started) < Duration::from_secs(5));
-        smol::Timer::after(Duration::from_millis(200)).await;
+        server
+            .assert_retry_cancelled_mid_back_off("hyper/smol", &token, retrying, smol::Timer::after)
+            .await;
         assert_eq!(attempts.load(Ordering::SeqCst), 1);
-        assert_eq!(server.requests_to("/flaky"), 1, "a second attempt was sent");
     });
 }
 
@@ -638,28 +535,17 @@ fn random_cancellations_leave_no_stale_bytes_and_no_leaked_connections() {
                     }
                 }
             };
-            let trigger = async {
-                if !delay.is_zero() {
-                    smol::Timer::after(delay).await;
-                }
-                token.trigger();
-            };
-            let (outcome, ()) = bounded(LIMIT, "random round", zip(request, trigger)).await;
-            outcomes[outcome] += 1;
+            outcomes[race_trigger(request, &token, delay, smol::Timer::after).await] += 1;
             drop(token);
             fast_exact(&mut client, &format!("round={round}")).await;
         }
         let elapsed = started.elapsed();
-        let settled = eventually(LIMIT, || server.open_connections() <= 1).await;
-        let open = server.open_connections();
-        assert!(settled, "{open} connections still open after the loop");
+        let open = server.wait_open_at_most(1, "after the loop").await;
         let connects = client.connects;
         drop(client);
-        assert!(
-            eventually(LIMIT, || server.open_connections() == 0).await,
-            "{} connections still open after the client was dropped",
-            server.open_connections()
-        );
+        server
+            .wait_open_at_most(0, "after the client was dropped")
+            .await;
         eprintln!(
             "hyper/smol random loop: {ROUNDS} rounds in {:.0} ms ({} cut before the response, {} mid-body), {connects} connects, {} accepted, {open} open afterwards",
             ms(elapsed),

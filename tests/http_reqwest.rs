@@ -7,15 +7,15 @@
 //! regressions by an order of magnitude.
 #![cfg(all(feature = "http", feature = "http-body", feature = "tower"))]
 
+#[path = "common/alloc.rs"]
+mod alloc;
 mod support_http;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::convert::Infallible;
 use std::error::Error;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,73 +24,22 @@ use cancel_token::http::{
     WithCancel,
 };
 use cancel_token::{CancelToken, Cancelled, ReasonKind};
-use std::future::Future;
 
-use futures_lite::future::{poll_fn, zip};
+use futures_lite::future::zip;
 use futures_lite::StreamExt;
 use http_body_util::BodyExt;
 use hyper::body::{Bytes, Frame};
 use support_http::{
-    bounded, eventually, refused_port, stream_chunk, BodyEvent, CloseKind, SlowBody, TestServer,
-    Watch, FAST_BODY, FLAKY_OK_BODY, LIMIT,
+    assert_stopped_by_error, bounded, cut_upload_body, eventually, ms, race_trigger, refused_port,
+    stream_chunk, stream_prefix_ok, BodyEvent, CloseKind, SlowBody, TestServer, FAST_BODY,
+    FLAKY_OK_BODY, LIMIT,
 };
 
-// ---------------------------------------------------------------------------------------------
-// A counting allocator: it counts the live bytes allocated by threads that opted in, so the
-// random-cancellation loop can check that memory stays flat. Threads that did not opt in (the
-// test server, other tests running in parallel) are not counted.
-
-struct CountingAlloc;
-
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-thread_local! {
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counted() -> bool {
-    COUNTED.try_with(Cell::get).unwrap_or(false)
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; only a counter is updated beside it.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc(layout);
-        if !ptr.is_null() && counted() {
-            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc_zeroed(layout);
-        if !ptr.is_null() && counted() {
-            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        if counted() {
-            LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new = System.realloc(ptr, layout, new_size);
-        if !new.is_null() && counted() {
-            LIVE_BYTES.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        new
-    }
-}
-
+// Counts the live bytes allocated by threads that opted in, so the random-cancellation loop
+// can check that memory stays flat. Threads that did not opt in (the test server, other tests
+// running in parallel) are not counted.
 #[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
+static ALLOC: alloc::Counting = alloc::Counting::OPTED_IN_THREADS;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -113,21 +62,6 @@ async fn fast_exact(client: &reqwest::Client, server: &TestServer, tag: &str) {
         .await
         .unwrap();
     assert_eq!(&body[..], FAST_BODY, "{url}: stale or truncated bytes");
-}
-
-/// The concatenation of the first `n` `/stream` chunks.
-fn stream_prefix_ok(received: &[u8]) -> bool {
-    let mut expected = Vec::new();
-    let mut i = 0;
-    while expected.len() < received.len() {
-        expected.extend_from_slice(stream_chunk(i).as_bytes());
-        i += 1;
-    }
-    expected.starts_with(received)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,16 +123,11 @@ async fn trigger_mid_flight_returns_cancelled_and_closes_the_socket() {
     let token = CancelToken::named("page");
     let target = "/never?case=mid-flight";
 
-    let request = async {
-        let mut sending = std::pin::pin!(send(&token, || client.get(server.url(target)).send()));
-        let result = poll_fn(|cx| sending.as_mut().poll(cx)).await;
-        let returned_at = Instant::now();
-        // The completed adapter is still alive here: the request inside it must be gone
-        // already (dropped at the trigger, not when the adapter is dropped).
-        let closed = eventually(LIMIT, || server.closed_for(target).is_some()).await;
-        assert!(closed, "the socket stayed open while the adapter lived");
-        (result, returned_at)
-    };
+    // The request inside `send` must be gone at the trigger, not when `send` is dropped.
+    let request = server.await_then_closed(
+        target,
+        send(&token, || client.get(server.url(target)).send()),
+    );
     let trigger = async {
         assert!(
             eventually(LIMIT, || server.request(target).is_some()).await,
@@ -226,12 +155,7 @@ async fn trigger_mid_flight_returns_cancelled_and_closes_the_socket() {
     );
 
     // The socket closes now, while the client (and its pool) is still alive.
-    assert!(
-        eventually(LIMIT, || server.closed_for(target).is_some()).await,
-        "the server never saw the socket close"
-    );
-    let (closed_at, kind) = server.closed_for(target).unwrap();
-    let close = closed_at.saturating_duration_since(triggered_at);
+    let (close, kind) = server.wait_closed(target, triggered_at).await;
     eprintln!(
         "reqwest mid-flight: send returned {:.2} ms after the trigger, server saw the socket close ({kind:?}) after {:.2} ms",
         ms(returned),
@@ -279,12 +203,7 @@ async fn with_cancel_stored_request_triggered_from_a_plain_thread() {
         err.reason().unwrap().message(),
         Some("stopped from a thread")
     );
-    assert!(eventually(LIMIT, || server.closed_for(target).is_some()).await);
-    let close = server
-        .closed_for(target)
-        .unwrap()
-        .0
-        .saturating_duration_since(triggered_at);
+    let (close, _) = server.wait_closed(target, triggered_at).await;
     eprintln!(
         "reqwest with_cancel from a thread: server saw the close after {:.2} ms",
         ms(close)
@@ -327,15 +246,7 @@ async fn trigger_mid_download_stops_the_body_and_the_pool_stays_healthy() {
     let ended = triggered_at.elapsed();
 
     // The body was dropped at the trigger: the socket closes while the adapter is still alive.
-    assert!(
-        eventually(LIMIT, || server.closed_for(target).is_some()).await,
-        "the streaming connection never closed"
-    );
-    let close = server
-        .closed_for(target)
-        .unwrap()
-        .0
-        .saturating_duration_since(triggered_at);
+    let (close, _) = server.wait_closed(target, triggered_at).await;
     eprintln!(
         "reqwest mid-download: body ended {:.2} ms after the trigger, server saw the close after {:.2} ms",
         ms(ended),
@@ -384,12 +295,7 @@ async fn cancel_body_over_a_reqwest_response_yields_an_error_not_a_clean_end() {
     assert!(err.is_cancelled());
     assert_eq!(err.reason().unwrap().kind(), ReasonKind::Superseded);
     assert!(body.frame().await.is_none(), "ends after the error frame");
-    assert!(eventually(LIMIT, || server.closed_for(target).is_some()).await);
-    let close = server
-        .closed_for(target)
-        .unwrap()
-        .0
-        .saturating_duration_since(triggered_at);
+    let (close, _) = server.wait_closed(target, triggered_at).await;
     eprintln!(
         "reqwest CancelBody download: server saw the close after {:.2} ms",
         ms(close)
@@ -422,63 +328,29 @@ async fn cancelled_upload_is_never_recorded_complete() {
         .unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.text().await.unwrap(), "received 16384\n");
-        let upload = server.upload(&target).unwrap();
-        assert!(upload.complete, "{upload:?}");
-        assert_eq!(upload.declared, exact.then_some(16384));
+        server.assert_upload_complete(&target, exact.then_some(16384));
     }
 
     for (exact, tag) in [(true, "cut-length"), (false, "cut-chunked")] {
         let target = format!("/upload?case={tag}");
         let token = CancelToken::named("upload");
         // 200 KiB over ~2 s: the trigger lands after a few KiB.
-        let slow = SlowBody::new(200, 1024, Duration::from_millis(10), exact);
-        let (watched, events) = Watch::new(CancelBody::new(token.clone(), slow));
+        let (watched, events) = cut_upload_body(&token, exact);
         let body = reqwest::Body::wrap(watched);
-        let request = async {
-            let result = send(&token, || {
-                client.post(server.url(&target)).body(body).send()
-            })
+        let request = send(&token, || {
+            client.post(server.url(&target)).body(body).send()
+        });
+        let (result, returned_at, triggered_at) = server
+            .trigger_mid_upload(&target, 4096, &token, "upload cancelled", request)
             .await;
-            (result, Instant::now())
-        };
-        let trigger = async {
-            let started = eventually(LIMIT, || {
-                server.upload(&target).is_some_and(|u| u.received >= 4096)
-            });
-            assert!(started.await, "the upload never started");
-            let at = Instant::now();
-            token.trigger_with("upload cancelled");
-            at
-        };
-        let ((result, returned_at), triggered_at) =
-            bounded(LIMIT, "cut upload", zip(request, trigger)).await;
         let err = result.unwrap_err();
         assert!(err.is_cancelled(), "{tag}: {err:?}");
         assert_eq!(err.reason().unwrap().message(), Some("upload cancelled"));
 
-        assert!(
-            eventually(LIMIT, || server.upload(&target).is_some_and(|u| u.finished)).await,
-            "{tag}: the server never stopped reading"
-        );
-        let upload = server.upload(&target).unwrap();
-        assert!(
-            !upload.complete,
-            "{tag}: a cut upload was recorded complete: {upload:?}"
-        );
+        let upload = server
+            .assert_cut_upload("reqwest", &target, triggered_at, returned_at)
+            .await;
         assert!(upload.received < 200 * 1024, "{upload:?}");
-        assert!(eventually(LIMIT, || server.closed_for(&target).is_some()).await);
-        let close = server
-            .closed_for(&target)
-            .unwrap()
-            .0
-            .saturating_duration_since(triggered_at);
-        eprintln!(
-            "reqwest cut upload ({tag}): {} of 204800 bytes arrived; send returned after {:.2} ms, server saw the close after {:.2} ms",
-            upload.received,
-            ms(returned_at.duration_since(triggered_at)),
-            ms(close)
-        );
-        assert!(close < Duration::from_secs(2));
 
         // What the client read from the CancelBody: data, then at most the cancellation error
         // (`send` dropped the request at the trigger, so the client may never have polled the
@@ -507,33 +379,20 @@ async fn find_cancelled_finds_the_cancellation_inside_reqwest_errors() {
     let client = client();
     let token = CancelToken::named("upload");
     let target = "/upload?case=raw";
-    let slow = SlowBody::new(200, 1024, Duration::from_millis(10), false);
-    let (watched, events) = Watch::new(CancelBody::new(token.clone(), slow));
+    let (watched, events) = cut_upload_body(&token, false);
     let body = reqwest::Body::wrap(watched);
     // No `send`: the raw reqwest future, so the error is reqwest's own.
     let request = client.post(server.url(target)).body(body).send();
-    let trigger = async {
-        assert!(
-            eventually(LIMIT, || server
-                .upload(target)
-                .is_some_and(|u| u.received > 0))
-            .await
-        );
-        token.trigger_with("disk full");
-    };
-    let (result, ()) = bounded(LIMIT, "raw upload", zip(request, trigger)).await;
+    let (result, ..) = server
+        .trigger_mid_upload(target, 1, &token, "disk full", request)
+        .await;
     let err: reqwest::Error = result.unwrap_err();
     let found = find_cancelled(&err).unwrap_or_else(|| panic!("no Cancelled in {err:?}"));
     assert_eq!(found.reason().message(), Some("disk full"));
     assert_eq!(found.token(), &token);
     // Nobody dropped the request here: the client read the body's one error frame, and it
     // was never told the body ended.
-    let events = events.lock().unwrap().clone();
-    assert!(!events.contains(&BodyEvent::End), "clean end: {events:?}");
-    assert!(
-        matches!(events.last(), Some(BodyEvent::Error(message)) if message.contains("disk full")),
-        "{events:?}"
-    );
+    assert_stopped_by_error(&events.lock().unwrap(), "disk full");
 
     // Wrapped once more, in an io::Error and in an application error.
     let io_err = io::Error::other(err);
@@ -543,8 +402,7 @@ async fn find_cancelled_finds_the_cancellation_inside_reqwest_errors() {
         find_cancelled(&app_err).unwrap().reason().message(),
         Some("disk full")
     );
-    assert!(eventually(LIMIT, || server.upload(target).is_some_and(|u| u.finished)).await);
-    assert!(!server.upload(target).unwrap().complete);
+    assert!(!server.wait_upload_finished(target).await.complete);
 }
 
 #[derive(Debug)]
@@ -640,49 +498,23 @@ async fn retry_back_off_of_10s_cancelled_at_50ms_returns_at_once_after_one_attem
     let client = client();
     let token = CancelToken::named("retry");
     let attempts = AtomicUsize::new(0);
-    let started = Instant::now();
-
-    let retrying = async {
-        let result = retry(
-            &token,
-            std::iter::repeat(Duration::from_secs(10)).take(5),
-            |outcome: &Result<reqwest::Response, reqwest::Error>| match outcome {
-                Ok(response) if response.status() == 503 => Retry::Retry,
-                Ok(_) => Retry::Done,
-                Err(_) => Retry::Retry,
-            },
-            || {
-                attempts.fetch_add(1, Ordering::SeqCst);
-                client.get(server.url("/flaky")).send()
-            },
-        )
-        .await;
-        (result, Instant::now())
-    };
-    let trigger = async {
-        assert!(eventually(LIMIT, || server.requests_to("/flaky") == 1).await);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let at = Instant::now();
-        token.trigger_with("gave up");
-        at
-    };
-    let ((result, returned_at), triggered_at) =
-        bounded(LIMIT, "retry", zip(retrying, trigger)).await;
-    let err = result.unwrap_err();
-    assert!(err.is_cancelled(), "{err:?}");
-    assert_eq!(err.reason().unwrap().message(), Some("gave up"));
-    let returned = returned_at.duration_since(triggered_at);
-    let total = returned_at.duration_since(started);
-    eprintln!(
-        "reqwest retry: returned {:.2} ms after the trigger ({:.2} ms in all) with a 10 s back-off",
-        ms(returned),
-        ms(total)
+    let retrying = retry(
+        &token,
+        std::iter::repeat(Duration::from_secs(10)).take(5),
+        |outcome: &Result<reqwest::Response, reqwest::Error>| match outcome {
+            Ok(response) if response.status() == 503 => Retry::Retry,
+            Ok(_) => Retry::Done,
+            Err(_) => Retry::Retry,
+        },
+        || {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            client.get(server.url("/flaky")).send()
+        },
     );
-    assert!(returned < Duration::from_secs(1), "{returned:?}");
-    assert!(total < Duration::from_secs(5), "{total:?}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    server
+        .assert_retry_cancelled_mid_back_off("reqwest", &token, retrying, tokio::time::sleep)
+        .await;
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
-    assert_eq!(server.requests_to("/flaky"), 1, "a second attempt was sent");
 }
 
 #[tokio::test]
@@ -767,7 +599,7 @@ async fn random_cancellations_leave_no_stale_bytes_and_no_leaks() {
     let session = CancelToken::named("session");
     // Count this thread's allocations: with the current-thread runtime of `#[tokio::test]`,
     // the client, its connection tasks and the tokens all live here.
-    COUNTED.with(|c| c.set(true));
+    alloc::count_this_thread(true);
     let mut live = Vec::new();
     let mut outcomes = [0usize; 2]; // cut before a response, mid-body
     let mut open_after_loop = 0;
@@ -800,35 +632,23 @@ async fn random_cancellations_leave_no_stale_bytes_and_no_leaks() {
                     }
                 }
             };
-            let trigger = async {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                token.trigger();
-            };
-            let (outcome, ()) = bounded(LIMIT, "random round", zip(request, trigger)).await;
-            outcomes[outcome] += 1;
+            outcomes[race_trigger(request, &token, delay, tokio::time::sleep).await] += 1;
             drop(token);
             fast_exact(&client, &server, &format!("{phase}={round}")).await;
         }
         // Cut connections close; only idle pooled ones (the `/fast` one) stay open.
-        let settled = eventually(LIMIT, || server.open_connections() <= 2).await;
-        open_after_loop = server.open_connections();
-        assert!(
-            settled,
-            "{open_after_loop} connections still open after the {phase}"
-        );
+        open_after_loop = server
+            .wait_open_at_most(2, &format!("after the {phase}"))
+            .await;
         drop(client);
-        assert!(
-            eventually(LIMIT, || server.open_connections() == 0).await,
-            "{} connections still open after the client was dropped",
-            server.open_connections()
-        );
+        server
+            .wait_open_at_most(0, "after the client was dropped")
+            .await;
         // Let the connection tasks see their sockets closed and finish.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        live.push(LIVE_BYTES.load(Ordering::Relaxed));
+        live.push(alloc::live());
     }
-    COUNTED.with(|c| c.set(false));
+    alloc::count_this_thread(false);
     let elapsed = started.elapsed();
     let growth = live[1] - live[0];
     eprintln!(

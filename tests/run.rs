@@ -339,11 +339,7 @@ fn dropping_a_pending_run_owned_drops_the_inner_future() {
 
 #[test]
 fn run_owned_under_tokio_spawn_cancelled_from_a_plain_thread() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::multi_thread_runtime();
     let token = CancelToken::named("server");
     let result: Result<(), Cancelled> = rt.block_on(async {
         let dropped = Dropped::new();
@@ -372,11 +368,7 @@ fn run_owned_under_tokio_spawn_cancelled_from_a_plain_thread() {
 
 #[test]
 fn run_owned_under_tokio_spawn_completes() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::multi_thread_runtime();
     let token = CancelToken::new();
     let result = rt.block_on(async {
         tokio::spawn(token.clone().run_owned(async {
@@ -391,10 +383,7 @@ fn run_owned_under_tokio_spawn_completes() {
 
 #[test]
 fn run_under_tokio_current_thread_with_a_timer_future() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::current_thread_runtime();
     let token = CancelToken::new();
     let trigger = token.clone();
     let result = rt.block_on(async {

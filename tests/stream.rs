@@ -16,6 +16,11 @@ use common::{
 use futures_core::{FusedStream, Stream};
 use futures_lite::{stream, StreamExt};
 
+/// A stream that stays pending (it never wakes anyone) and sets `dropped` when dropped.
+fn pending_probe(dropped: &Dropped) -> ProbeStream<u8> {
+    ProbeStream::new(&Polls::new(), dropped, [None], false)
+}
+
 #[test]
 fn yields_items_until_the_trigger_then_none_and_never_polls_the_inner_stream_again() {
     let token = CancelToken::new();
@@ -91,12 +96,7 @@ fn the_inner_stream_is_dropped_when_cancellation_is_seen_not_when_the_adapter_is
 fn dropping_the_adapter_drops_the_inner_stream() {
     let token = CancelToken::new();
     let dropped = Dropped::new();
-    let mut s = token.stream(ProbeStream::<u8>::new(
-        &Polls::new(),
-        &dropped,
-        [None],
-        false,
-    ));
+    let mut s = token.stream(pending_probe(&dropped));
     assert!(poll_next_once(&mut s).is_pending());
     drop(s);
     assert!(dropped.get());
@@ -272,12 +272,7 @@ fn stream_owned_natural_end_and_wake_on_trigger() {
 fn stream_owned_dropped_while_pending_drops_the_inner_stream() {
     let token = CancelToken::new();
     let dropped = Dropped::new();
-    let mut s = token.stream_owned(ProbeStream::<u8>::new(
-        &Polls::new(),
-        &dropped,
-        [None],
-        false,
-    ));
+    let mut s = token.stream_owned(pending_probe(&dropped));
     assert!(poll_next_once(&mut s).is_pending());
     drop(s);
     assert!(dropped.get());
@@ -285,11 +280,7 @@ fn stream_owned_dropped_while_pending_drops_the_inner_stream() {
 
 #[test]
 fn stream_owned_under_tokio_ends_on_a_trigger_from_a_plain_thread() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::multi_thread_runtime();
     let token = CancelToken::new();
     let count = rt.block_on(async {
         let s = token

@@ -444,11 +444,7 @@ fn check((elapsed, kind): (Duration, Option<ReasonKind>)) {
 
 #[test]
 fn timeout_under_tokio_multi_thread() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::multi_thread_runtime();
     check(rt.block_on(async {
         tokio::time::timeout(LIMIT, tokio::spawn(timeout_wait()))
             .await
@@ -459,10 +455,7 @@ fn timeout_under_tokio_multi_thread() {
 
 #[test]
 fn timeout_under_tokio_current_thread() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::current_thread_runtime();
     check(rt.block_on(async {
         tokio::time::timeout(LIMIT, timeout_wait())
             .await

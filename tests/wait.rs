@@ -302,26 +302,23 @@ impl Counters {
 /// `wait`, odd ones `wait_owned`.
 async fn register_then_wait(index: usize, token: CancelToken, counters: Arc<Counters>) {
     if index % 2 == 0 {
-        let mut wait = token.wait();
-        let first = futures_lite::future::poll_once(&mut wait).await;
-        assert!(
-            first.is_none(),
-            "not triggered before every task registered"
-        );
-        counters.registered.fetch_add(1, Ordering::SeqCst);
-        wait.await;
+        register_then_await(token.wait(), &counters).await;
     } else {
-        let mut wait = token.clone().wait_owned();
-        let first = futures_lite::future::poll_once(&mut wait).await;
-        assert!(
-            first.is_none(),
-            "not triggered before every task registered"
-        );
-        counters.registered.fetch_add(1, Ordering::SeqCst);
-        wait.await;
+        register_then_await(token.clone().wait_owned(), &counters).await;
     }
     assert!(token.is_triggered());
     counters.done.fetch_add(1, Ordering::SeqCst);
+}
+
+/// [`register_then_wait`] for one wait, a `Wait` or a `WaitOwned`.
+async fn register_then_await(mut wait: impl Future<Output = ()> + Unpin, counters: &Counters) {
+    let first = futures_lite::future::poll_once(&mut wait).await;
+    assert!(
+        first.is_none(),
+        "not triggered before every task registered"
+    );
+    counters.registered.fetch_add(1, Ordering::SeqCst);
+    wait.await;
 }
 
 /// Triggers `token` from a freshly spawned plain thread, with no executor involved.
@@ -330,107 +327,80 @@ fn trigger_from_a_plain_thread(token: &CancelToken) -> thread::JoinHandle<bool> 
     thread::spawn(move || token.trigger_with("from a plain thread"))
 }
 
-async fn tokio_matrix() {
+/// The runtime matrix: [`TASKS`] tasks, each spawned by `spawn` (given its index, the token
+/// and the counters), register a wait on one token; once all have (checked every millisecond
+/// with the executor's own timer `sleep`), a plain thread triggers the token and every task
+/// completes.
+async fn wake_matrix<T, S>(
+    spawn: impl Fn(usize, CancelToken, Arc<Counters>) -> T,
+    sleep: impl Fn(Duration) -> S,
+) where
+    T: Future<Output = ()>,
+    S: Future,
+{
     let token = CancelToken::new();
     let counters = Counters::new();
     let tasks: Vec<_> = (0..TASKS)
-        .map(|i| tokio::spawn(register_then_wait(i, token.clone(), Arc::clone(&counters))))
+        .map(|i| spawn(i, token.clone(), Arc::clone(&counters)))
         .collect();
     while counters.registered() < TASKS {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        sleep(Duration::from_millis(1)).await;
     }
     assert_eq!(counters.done(), 0);
     let triggerer = trigger_from_a_plain_thread(&token);
     for task in tasks {
-        task.await.expect("task panicked");
+        task.await;
     }
     assert_eq!(counters.done(), TASKS);
     assert!(triggerer.join().unwrap());
 }
 
-#[test]
-fn tokio_multi_thread_tasks_wake_on_a_trigger_from_a_plain_thread() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        tokio::time::timeout(LIMIT, tokio_matrix())
-            .await
-            .expect("tasks were not all woken within the limit");
-    });
-}
-
-#[test]
-fn tokio_current_thread_tasks_wake_on_a_trigger_from_a_plain_thread() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        tokio::time::timeout(LIMIT, tokio_matrix())
-            .await
-            .expect("tasks were not all woken within the limit");
-    });
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokio_test_attribute_tasks_wake_on_a_trigger_from_a_plain_thread() {
-    tokio::time::timeout(LIMIT, tokio_matrix())
+/// The matrix on whatever tokio runtime runs it, within [`LIMIT`].
+async fn tokio_matrix() {
+    let matrix = wake_matrix(
+        |i, token, counters| {
+            let task = tokio::spawn(register_then_wait(i, token, counters));
+            async { task.await.expect("task panicked") }
+        },
+        tokio::time::sleep,
+    );
+    tokio::time::timeout(LIMIT, matrix)
         .await
         .expect("tasks were not all woken within the limit");
 }
 
 #[test]
+fn tokio_multi_thread_tasks_wake_on_a_trigger_from_a_plain_thread() {
+    common::multi_thread_runtime().block_on(tokio_matrix());
+}
+
+#[test]
+fn tokio_current_thread_tasks_wake_on_a_trigger_from_a_plain_thread() {
+    common::current_thread_runtime().block_on(tokio_matrix());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_test_attribute_tasks_wake_on_a_trigger_from_a_plain_thread() {
+    tokio_matrix().await;
+}
+
+#[test]
 fn smol_tasks_wake_on_a_trigger_from_a_plain_thread() {
     within(LIMIT, || {
-        smol::block_on(async {
-            let token = CancelToken::new();
-            let counters = Counters::new();
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|i| smol::spawn(register_then_wait(i, token.clone(), Arc::clone(&counters))))
-                .collect();
-            while counters.registered() < TASKS {
-                smol::Timer::after(Duration::from_millis(1)).await;
-            }
-            assert_eq!(counters.done(), 0);
-            let triggerer = trigger_from_a_plain_thread(&token);
-            for task in tasks {
-                task.await;
-            }
-            assert_eq!(counters.done(), TASKS);
-            assert!(triggerer.join().unwrap());
-        });
+        smol::block_on(wake_matrix(
+            |i, token, counters| smol::spawn(register_then_wait(i, token, counters)),
+            smol::Timer::after,
+        ));
     });
 }
 
 #[test]
 fn async_std_tasks_wake_on_a_trigger_from_a_plain_thread() {
     within(LIMIT, || {
-        async_std::task::block_on(async {
-            let token = CancelToken::new();
-            let counters = Counters::new();
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|i| {
-                    async_std::task::spawn(register_then_wait(
-                        i,
-                        token.clone(),
-                        Arc::clone(&counters),
-                    ))
-                })
-                .collect();
-            while counters.registered() < TASKS {
-                async_std::task::sleep(Duration::from_millis(1)).await;
-            }
-            assert_eq!(counters.done(), 0);
-            let triggerer = trigger_from_a_plain_thread(&token);
-            for task in tasks {
-                task.await;
-            }
-            assert_eq!(counters.done(), TASKS);
-            assert!(triggerer.join().unwrap());
-        });
+        async_std::task::block_on(wake_matrix(
+            |i, token, counters| async_std::task::spawn(register_then_wait(i, token, counters)),
+            async_std::task::sleep,
+        ));
     });
 }
 

@@ -261,6 +261,23 @@ where
     }
 }
 
+/// A tokio runtime with two worker threads and every driver (time, I/O) enabled.
+pub fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A current-thread tokio runtime with every driver (time, I/O) enabled.
+pub fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Compile-time check that a value is `Send + 'static`.
 pub fn assert_send_static<T: Send + 'static>(value: T) -> T {
     value

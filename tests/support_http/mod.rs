@@ -23,6 +23,7 @@
 // Each test binary compiles this module and uses a different subset of it.
 #![allow(dead_code)]
 
+use std::fmt;
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -30,6 +31,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use cancel_token::http::{CancelBody, CancelError};
+use cancel_token::CancelToken;
 
 /// The exact body of `/fast`.
 pub const FAST_BODY: &[u8] =
@@ -678,6 +682,217 @@ async fn expire<T>(limit: Duration, what: &str) -> T {
 pub const LIMIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
+// Waiting for what the server saw, checking it, and the steps that the reqwest and the hyper
+// tests share. Each wait is bounded by [`LIMIT`] and fails the test when the awaited thing
+// never happens; a step that needs a timer takes the test's own (tokio's or smol's).
+
+impl TestServer {
+    /// Waits until the server sees the connection that carried `target` close; returns how
+    /// long after `since` that was (zero if before), and how it closed.
+    pub async fn wait_closed(&self, target: &str, since: Instant) -> (Duration, CloseKind) {
+        assert!(
+            eventually(LIMIT, || self.closed_for(target).is_some()).await,
+            "{target}: the server never saw the socket close"
+        );
+        let (closed_at, kind) = self.closed_for(target).unwrap();
+        (closed_at.saturating_duration_since(since), kind)
+    }
+
+    /// Waits until at most `n` connections are open; fails the test, saying they were still
+    /// open `when`, if more stay open. Returns the number open then.
+    pub async fn wait_open_at_most(&self, n: usize, when: &str) -> usize {
+        let settled = eventually(LIMIT, || self.open_connections() <= n).await;
+        let open = self.open_connections();
+        assert!(settled, "{open} connections still open {when}");
+        open
+    }
+
+    /// Waits until at least `bytes` of the upload to `target` have arrived.
+    pub async fn wait_upload_received(&self, target: &str, bytes: u64) {
+        assert!(
+            eventually(LIMIT, || self
+                .upload(target)
+                .is_some_and(|u| u.received >= bytes))
+            .await,
+            "{target}: the upload never started"
+        );
+    }
+
+    /// Waits until the server stopped reading the upload to `target` (complete or not);
+    /// returns its record.
+    pub async fn wait_upload_finished(&self, target: &str) -> UploadRecord {
+        assert!(
+            eventually(LIMIT, || self.upload(target).is_some_and(|u| u.finished)).await,
+            "{target}: the server never stopped reading"
+        );
+        self.upload(target).unwrap()
+    }
+
+    /// Awaits `adapter` (a request adapter that `target` was sent through) without dropping
+    /// it, then checks that the connection that carried `target` closes while the completed
+    /// adapter still exists: the request inside was dropped when the adapter completed, not
+    /// when it is dropped. Returns the adapter's output and when it came.
+    pub async fn await_then_closed<F: Future>(
+        &self,
+        target: &str,
+        adapter: F,
+    ) -> (F::Output, Instant) {
+        let mut adapter = std::pin::pin!(adapter);
+        let output = std::future::poll_fn(|cx| adapter.as_mut().poll(cx)).await;
+        let returned_at = Instant::now();
+        let closed = eventually(LIMIT, || self.closed_for(target).is_some()).await;
+        assert!(
+            closed,
+            "{target}: the socket stayed open while the adapter lived"
+        );
+        (output, returned_at)
+    }
+
+    /// Runs `upload` (a request whose body goes to `target`) to its end, triggering `token`
+    /// with `reason` once `bytes` of the body have arrived. Returns the output of `upload`,
+    /// when it came and when the trigger came.
+    pub async fn trigger_mid_upload<T>(
+        &self,
+        target: &str,
+        bytes: u64,
+        token: &CancelToken,
+        reason: &'static str,
+        upload: impl Future<Output = T>,
+    ) -> (T, Instant, Instant) {
+        let upload = async {
+            let output = upload.await;
+            (output, Instant::now())
+        };
+        let trigger = async {
+            self.wait_upload_received(target, bytes).await;
+            let at = Instant::now();
+            token.trigger_with(reason);
+            at
+        };
+        let ((output, returned_at), triggered_at) =
+            bounded(LIMIT, "upload", futures_lite::future::zip(upload, trigger)).await;
+        (output, returned_at, triggered_at)
+    }
+
+    /// Checks what the server saw of an upload to `target` cut by a trigger at `triggered_at`:
+    /// it stopped reading without recording the upload complete, and saw the socket close
+    /// within 2 s. Prints the latencies (`send` returned at `returned_at`) under `label`;
+    /// returns the upload's record.
+    pub async fn assert_cut_upload(
+        &self,
+        label: &str,
+        target: &str,
+        triggered_at: Instant,
+        returned_at: Instant,
+    ) -> UploadRecord {
+        let upload = self.wait_upload_finished(target).await;
+        assert!(
+            !upload.complete,
+            "{target}: a cut upload was recorded complete: {upload:?}"
+        );
+        let (close, _) = self.wait_closed(target, triggered_at).await;
+        eprintln!(
+            "{label} cut upload ({target}): {} bytes arrived; send returned after {:.2} ms, server saw the close after {:.2} ms",
+            upload.received,
+            ms(returned_at.saturating_duration_since(triggered_at)),
+            ms(close)
+        );
+        assert!(close < Duration::from_secs(2), "{target}: {close:?}");
+        upload
+    }
+
+    /// Checks that the upload to `target` was recorded complete, with `declared` as its
+    /// `Content-Length` (`None`: chunked).
+    pub fn assert_upload_complete(&self, target: &str, declared: Option<u64>) {
+        let upload = self.upload(target).unwrap();
+        assert!(upload.complete, "{upload:?}");
+        assert_eq!(upload.declared, declared, "{target}");
+    }
+
+    /// The `retry` cancelled mid back-off scenario, on a server whose `/flaky` always fails:
+    /// `retrying` (a `retry` with a 10 s back-off) is triggered 50 ms after its first attempt
+    /// reached the server, and must return the cancellation at once, with no second attempt
+    /// sent. `sleep` is the test's own timer; the latencies are printed under `label`.
+    pub async fn assert_retry_cancelled_mid_back_off<T: fmt::Debug, E: fmt::Debug, S: Future>(
+        &self,
+        label: &str,
+        token: &CancelToken,
+        retrying: impl Future<Output = Result<T, CancelError<E>>>,
+        sleep: impl Fn(Duration) -> S,
+    ) {
+        let started = Instant::now();
+        let retrying = async {
+            let result = retrying.await;
+            (result, Instant::now())
+        };
+        let trigger = async {
+            assert!(eventually(LIMIT, || self.requests_to("/flaky") == 1).await);
+            sleep(Duration::from_millis(50)).await;
+            let at = Instant::now();
+            token.trigger_with("gave up");
+            at
+        };
+        let ((result, returned_at), triggered_at) =
+            bounded(LIMIT, "retry", futures_lite::future::zip(retrying, trigger)).await;
+        let err = result.unwrap_err();
+        assert!(err.is_cancelled(), "{err:?}");
+        assert_eq!(err.reason().unwrap().message(), Some("gave up"));
+        let returned = returned_at.saturating_duration_since(triggered_at);
+        let total = returned_at.saturating_duration_since(started);
+        eprintln!(
+            "{label} retry: returned {:.2} ms after the trigger ({:.2} ms in all) with a 10 s back-off",
+            ms(returned),
+            ms(total)
+        );
+        assert!(returned < Duration::from_secs(1), "{returned:?}");
+        assert!(total < Duration::from_secs(5), "{total:?}");
+        sleep(Duration::from_millis(200)).await;
+        assert_eq!(self.requests_to("/flaky"), 1, "a second attempt was sent");
+    }
+}
+
+/// One round of a random-cancellation loop: runs `request` while `token` is triggered after
+/// `delay` (at once if zero), slept with the test's own timer `sleep`; returns what `request`
+/// returned.
+pub async fn race_trigger<T, S: Future>(
+    request: impl Future<Output = T>,
+    token: &CancelToken,
+    delay: Duration,
+    sleep: impl FnOnce(Duration) -> S,
+) -> T {
+    let trigger = async {
+        if !delay.is_zero() {
+            sleep(delay).await;
+        }
+        token.trigger();
+    };
+    let (output, ()) = bounded(
+        LIMIT,
+        "random round",
+        futures_lite::future::zip(request, trigger),
+    )
+    .await;
+    output
+}
+
+/// Whether `received` is the start of the concatenated `/stream` chunks: no garbled, missing
+/// or stale bytes.
+pub fn stream_prefix_ok(received: &[u8]) -> bool {
+    let mut expected = Vec::new();
+    let mut i = 0;
+    while expected.len() < received.len() {
+        expected.extend_from_slice(stream_chunk(i).as_bytes());
+        i += 1;
+    }
+    expected.starts_with(received)
+}
+
+/// A duration in milliseconds, for the latencies the tests print.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+// ---------------------------------------------------------------------------------------------
 // Client-side helpers shared by the tests: slow request bodies and a body that records what it
 // yielded.
 
@@ -741,6 +956,14 @@ impl hyper::body::Body for SlowBody {
     }
 }
 
+/// The body of an upload that a trigger cuts: 200 KiB, a KiB every 10 ms (about 2 s in all),
+/// under `token`, [`Watch`]ed. With `exact`, the client sends it with `Content-Length`;
+/// otherwise chunked.
+pub fn cut_upload_body(token: &CancelToken, exact: bool) -> (Watch<CancelBody<SlowBody>>, Events) {
+    let slow = SlowBody::new(200, 1024, Duration::from_millis(10), exact);
+    Watch::new(CancelBody::new(token.clone(), slow))
+}
+
 /// What a [`Watch`]ed body yielded to its reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BodyEvent {
@@ -749,15 +972,28 @@ pub enum BodyEvent {
     End,
 }
 
+/// Checks what a [`Watch`]ed body yielded to a reader that was not stopped: it ended with
+/// the error of a trigger whose reason contains `message`, never with a clean end.
+pub fn assert_stopped_by_error(events: &[BodyEvent], message: &str) {
+    assert!(!events.contains(&BodyEvent::End), "clean end: {events:?}");
+    assert!(
+        matches!(events.last(), Some(BodyEvent::Error(error)) if error.contains(message)),
+        "{events:?}"
+    );
+}
+
 /// A body that passes another through and records every frame, error and end it yields.
 #[derive(Debug)]
 pub struct Watch<B> {
     inner: B,
-    events: Arc<Mutex<Vec<BodyEvent>>>,
+    events: Events,
 }
 
+/// The events a [`Watch`]ed body recorded, shared with the test.
+pub type Events = Arc<Mutex<Vec<BodyEvent>>>;
+
 impl<B> Watch<B> {
-    pub fn new(inner: B) -> (Watch<B>, Arc<Mutex<Vec<BodyEvent>>>) {
+    pub fn new(inner: B) -> (Watch<B>, Events) {
         let events = Arc::new(Mutex::new(Vec::new()));
         (
             Watch {
