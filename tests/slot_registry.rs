@@ -159,7 +159,8 @@ fn slot_with_parent_hands_out_children_that_the_parent_cancels() {
 #[test]
 fn concurrent_replace_leaves_exactly_the_current_token_untriggered() {
     const THREADS: usize = 8;
-    const ITERATIONS: usize = 1000;
+    // Scaled down only under valgrind, which runs the threads one at a time.
+    let iterations = common::scaled(1000);
     let slot = Arc::new(CancelSlot::new());
     let barrier = Arc::new(Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
@@ -168,7 +169,7 @@ fn concurrent_replace_leaves_exactly_the_current_token_untriggered() {
             let barrier = Arc::clone(&barrier);
             thread::spawn(move || {
                 barrier.wait();
-                (0..ITERATIONS).map(|_| slot.replace()).collect::<Vec<_>>()
+                (0..iterations).map(|_| slot.replace()).collect::<Vec<_>>()
             })
         })
         .collect();
@@ -178,7 +179,7 @@ fn concurrent_replace_leaves_exactly_the_current_token_untriggered() {
             .flat_map(|handle| handle.join().unwrap())
             .collect()
     });
-    assert_eq!(tokens.len(), THREADS * ITERATIONS);
+    assert_eq!(tokens.len(), THREADS * iterations);
     // Hashing a token hashes its identity, which interior mutability never changes.
     #[allow(clippy::mutable_key_type)]
     let distinct: HashSet<&CancelToken> = tokens.iter().collect();
