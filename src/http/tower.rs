@@ -16,6 +16,18 @@ use crate::{CancelToken, Cancelled};
 
 /// The boxed error of [`CancelService`], as tower's own middleware returns it: downcast it to
 /// [`Cancelled`] to tell a cancellation from the inner service's error.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_token::http::BoxError;
+/// use cancel_token::{CancelToken, Cancelled};
+///
+/// let token = CancelToken::new();
+/// token.trigger();
+/// let err: BoxError = Box::new(token.raise_if_triggered().unwrap_err());
+/// assert!(err.downcast_ref::<Cancelled>().is_some());
+/// ```
 pub type BoxError = Box<dyn Error + Send + Sync>;
 
 /// Where a [`CancelService`] finds the token of a request.
