@@ -14,7 +14,7 @@ use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use crate::error::{Cancelled, TimedOut, WaitError};
-use crate::wait::{TokenRef, Waiter};
+use crate::wait::{Race, TokenRef, Waiter};
 use crate::CancelToken;
 
 pin_project! {
@@ -39,27 +39,22 @@ impl<T: TokenRef, F: Future> Guarded<T, F> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<F::Output, Cancelled>> {
         let mut this = self.project();
-        if let Err(cancelled) = this.waiter.token().raise_if_triggered() {
-            this.future.set(None);
-            this.waiter.release();
-            return Poll::Ready(Err(cancelled));
-        }
-        let future = this
-            .future
-            .as_mut()
-            .as_pin_mut()
-            .expect("`Run` polled after it completed");
-        if let Poll::Ready(output) = future.poll(cx) {
-            this.future.set(None);
-            this.waiter.release();
-            return Poll::Ready(Ok(output));
-        }
-        // Registering only now keeps a future that completes at once free of any allocation.
-        match this.waiter.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => {
+        // `race` registers only after the future was polled, so a future that completes at
+        // once costs no allocation.
+        let future = &mut this.future;
+        match this.waiter.race(cx, |cx| {
+            let future = future.as_mut().as_pin_mut();
+            future.expect("`Run` polled after it completed").poll(cx)
+        }) {
+            Race::Pending => Poll::Pending,
+            Race::Cancelled(cancelled) => {
                 this.future.set(None);
-                Poll::Ready(Err(this.waiter.token().expect_cancelled()))
+                Poll::Ready(Err(cancelled))
+            }
+            Race::Ready(output) => {
+                this.future.set(None);
+                this.waiter.release();
+                Poll::Ready(Ok(output))
             }
         }
     }
@@ -232,25 +227,20 @@ impl<T: TokenRef, S: Stream> GuardedStream<T, S> {
         let Some(stream) = this.stream.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        if this.waiter.token().is_triggered() {
-            this.stream.set(None);
-            this.waiter.release();
-            return Poll::Ready(None);
-        }
-        match stream.poll_next(cx) {
-            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
-            Poll::Ready(None) => {
+        // The registration is kept between items: a stream that is polled again soon need not
+        // register again.
+        match this.waiter.race(cx, |cx| stream.poll_next(cx)) {
+            Race::Pending => Poll::Pending,
+            Race::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Race::Ready(None) => {
                 this.stream.set(None);
                 this.waiter.release();
                 Poll::Ready(None)
             }
-            Poll::Pending => match this.waiter.poll(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(()) => {
-                    this.stream.set(None);
-                    Poll::Ready(None)
-                }
-            },
+            Race::Cancelled(_) => {
+                this.stream.set(None);
+                Poll::Ready(None)
+            }
         }
     }
 
@@ -566,28 +556,24 @@ impl<F: Future> Future for CancellableWait<'_, F> {
         let this = self.get_mut();
         assert!(!this.done, "`CancellableWait` polled after it completed");
         this.timer.arm();
-        if let Err(cancelled) = this.waiter.token().raise_if_triggered() {
-            return this.finish(Err(cancelled.into()));
+        let futures = &mut this.futures;
+        let raced = this.waiter.race(cx, |cx| {
+            // The first one ready, in the order given.
+            futures
+                .iter_mut()
+                .find_map(|future| match future.as_mut().poll(cx) {
+                    Poll::Ready(output) => Some(output),
+                    Poll::Pending => None,
+                })
+                .map_or(Poll::Pending, Poll::Ready)
+        });
+        match raced {
+            Race::Cancelled(cancelled) => return this.finish(Err(cancelled.into())),
+            Race::Ready(output) => return this.finish(Ok(output)),
+            Race::Pending => {}
         }
-        let ready = this
-            .futures
-            .iter_mut()
-            .find_map(|future| match future.as_mut().poll(cx) {
-                Poll::Ready(output) => Some(output),
-                Poll::Pending => None,
-            });
-        if let Some(output) = ready {
-            return this.finish(Ok(output));
-        }
-        if this.timer.elapsed() {
-            let err = this.timed_out();
-            return this.finish(Err(err));
-        }
-        if this.waiter.poll(cx).is_ready() {
-            let cancelled = this.waiter.token().expect_cancelled();
-            return this.finish(Err(cancelled.into()));
-        }
-        if this.timer.poll(cx).is_ready() {
+        // The timer comes after the futures: one that is ready wins even a zero timeout.
+        if this.timer.elapsed() || this.timer.poll(cx).is_ready() {
             let err = this.timed_out();
             return this.finish(Err(err));
         }

@@ -14,7 +14,7 @@ use std::thread::{self, Thread};
 use std::time::Instant;
 
 use crate::node::Node;
-use crate::CancelToken;
+use crate::{CancelToken, Cancelled};
 
 /// A handle or a borrow of a token: what the borrowed and owned futures have in common.
 pub(crate) trait TokenRef {
@@ -68,6 +68,31 @@ impl<T: TokenRef> Waiter<T> {
         }
     }
 
+    /// One poll under the tie rule every adapter of the crate follows: the token first (a
+    /// triggered token wins and the wrapped work is not polled at all), then the wrapped work,
+    /// then a registration so that a trigger wakes the task. A trigger that lands while the
+    /// work is polled still wins at this poll.
+    ///
+    /// On `Cancelled` the registration is gone; on `Ready` it is kept (a stream keeps it
+    /// between items) and the caller releases it when it is done.
+    pub(crate) fn race<O>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll_work: impl FnOnce(&mut Context<'_>) -> Poll<O>,
+    ) -> Race<O> {
+        if let Err(cancelled) = self.token().raise_if_triggered() {
+            self.release();
+            return Race::Cancelled(cancelled);
+        }
+        if let Poll::Ready(output) = poll_work(cx) {
+            return Race::Ready(output);
+        }
+        match self.poll(cx) {
+            Poll::Pending => Race::Pending,
+            Poll::Ready(()) => Race::Cancelled(self.token().expect_cancelled()),
+        }
+    }
+
     /// Drops the registration, if any.
     pub(crate) fn release(&mut self) {
         if let Some(key) = self.key.take() {
@@ -78,6 +103,16 @@ impl<T: TokenRef> Waiter<T> {
     pub(crate) fn is_registered(&self) -> bool {
         self.key.is_some()
     }
+}
+
+/// The outcome of [`Waiter::race`].
+pub(crate) enum Race<O> {
+    /// The token is triggered: drop the wrapped work.
+    Cancelled(Cancelled),
+    /// The wrapped work produced this.
+    Ready(O),
+    /// Neither yet; the task is registered for both.
+    Pending,
 }
 
 impl<T: TokenRef> Drop for Waiter<T> {

@@ -7,8 +7,9 @@ use std::task::{Context, Poll};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use super::send::late_error;
 use super::CancelError;
-use crate::wait::Waiter;
+use crate::wait::{Race, Waiter};
 use crate::CancelToken;
 
 pin_project! {
@@ -118,40 +119,29 @@ impl<B: Body> Body for CancelBody<B> {
         if *this.state != State::Streaming {
             return Poll::Ready(None);
         }
-        if let Err(cancelled) = this.waiter.token().raise_if_triggered() {
-            this.body.set(None);
-            this.waiter.release();
-            *this.state = State::Cancelled;
-            return Poll::Ready(Some(Err(cancelled.into())));
-        }
         let Some(body) = this.body.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        match body.poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-            Poll::Ready(Some(Err(err))) => {
+        match this.waiter.race(cx, |cx| body.poll_frame(cx)) {
+            Race::Pending => Poll::Pending,
+            Race::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Race::Ready(Some(Err(err))) => {
                 this.body.set(None);
                 this.waiter.release();
                 *this.state = State::Cancelled;
-                Poll::Ready(Some(Err(match this.waiter.token().raise_if_triggered() {
-                    Err(cancelled) => cancelled.into(),
-                    Ok(()) => CancelError::Inner(err),
-                })))
+                Poll::Ready(Some(Err(late_error(this.waiter.token(), err))))
             }
-            Poll::Ready(None) => {
+            Race::Ready(None) => {
                 this.body.set(None);
                 this.waiter.release();
                 *this.state = State::Finished;
                 Poll::Ready(None)
             }
-            Poll::Pending => match this.waiter.poll(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(()) => {
-                    this.body.set(None);
-                    *this.state = State::Cancelled;
-                    Poll::Ready(Some(Err(this.waiter.token().expect_cancelled().into())))
-                }
-            },
+            Race::Cancelled(cancelled) => {
+                this.body.set(None);
+                *this.state = State::Cancelled;
+                Poll::Ready(Some(Err(cancelled.into())))
+            }
         }
     }
 

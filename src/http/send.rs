@@ -8,8 +8,18 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use super::CancelError;
-use crate::wait::Waiter;
+use crate::wait::{Race, Waiter};
 use crate::CancelToken;
+
+/// The error of wrapped work that failed: the cancellation if the token is triggered by now
+/// (the work failed because the trigger closed its connection), the work's own error
+/// otherwise.
+pub(super) fn late_error<E>(token: &CancelToken, err: E) -> CancelError<E> {
+    match token.raise_if_triggered() {
+        Err(cancelled) => cancelled.into(),
+        Ok(()) => CancelError::Inner(err),
+    }
+}
 
 /// Polls a request future under a token: the token first (cancellation wins ties), then the
 /// request; a trigger drops the request at once, and an error that arrives once the token is
@@ -22,31 +32,22 @@ fn poll_request<F, T, E>(
 where
     F: Future<Output = Result<T, E>>,
 {
-    let token = waiter.token();
-    if let Err(cancelled) = token.raise_if_triggered() {
-        request.set(None);
-        waiter.release();
-        return Poll::Ready(Err(cancelled.into()));
-    }
-    let Some(future) = request.as_mut().as_pin_mut() else {
-        panic!("a cancellable request polled after it completed");
-    };
-    if let Poll::Ready(result) = future.poll(cx) {
-        request.set(None);
-        waiter.release();
-        return Poll::Ready(match result {
-            Ok(value) => Ok(value),
-            Err(err) => match waiter.token().raise_if_triggered() {
-                Err(cancelled) => Err(cancelled.into()),
-                Ok(()) => Err(CancelError::Inner(err)),
-            },
-        });
-    }
-    match waiter.poll(cx) {
-        Poll::Pending => Poll::Pending,
-        Poll::Ready(()) => {
+    let raced = waiter.race(cx, |cx| {
+        let future = request.as_mut().as_pin_mut();
+        future
+            .expect("a cancellable request polled after it completed")
+            .poll(cx)
+    });
+    match raced {
+        Race::Pending => Poll::Pending,
+        Race::Cancelled(cancelled) => {
             request.set(None);
-            Poll::Ready(Err(waiter.token().expect_cancelled().into()))
+            Poll::Ready(Err(cancelled.into()))
+        }
+        Race::Ready(result) => {
+            request.set(None);
+            waiter.release();
+            Poll::Ready(result.map_err(|err| late_error(waiter.token(), err)))
         }
     }
 }

@@ -10,8 +10,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::CancelBody;
-use crate::wait::Waiter;
+use super::send::late_error;
+use super::{CancelBody, CancelError};
+use crate::wait::{Race, Waiter};
 use crate::{CancelToken, Cancelled};
 
 /// The boxed error of [`CancelService`], as tower's own middleware returns it: downcast it to
@@ -240,33 +241,33 @@ where
         if let Some(cancelled) = this.refused.take() {
             return Poll::Ready(Err(Box::new(cancelled)));
         }
-        if let Err(cancelled) = this.waiter.token().raise_if_triggered() {
-            this.future.set(None);
-            this.waiter.release();
-            return Poll::Ready(Err(Box::new(cancelled)));
-        }
-        let Some(future) = this.future.as_mut().as_pin_mut() else {
-            panic!("`ResponseFuture` polled after it completed");
-        };
-        if let Poll::Ready(result) = future.poll(cx) {
-            this.future.set(None);
-            this.waiter.release();
-            return Poll::Ready(match result {
-                Ok(response) => {
-                    let token = this.waiter.token().clone();
-                    Ok(response.map(|body| CancelBody::new(token, body)))
-                }
-                Err(err) => match this.waiter.token().raise_if_triggered() {
-                    Err(cancelled) => Err(Box::new(cancelled)),
-                    Ok(()) => Err(err.into()),
-                },
-            });
-        }
-        match this.waiter.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => {
+        let future = &mut this.future;
+        let raced = this.waiter.race(cx, |cx| {
+            let future = future.as_mut().as_pin_mut();
+            future
+                .expect("`ResponseFuture` polled after it completed")
+                .poll(cx)
+        });
+        match raced {
+            Race::Pending => Poll::Pending,
+            Race::Cancelled(cancelled) => {
                 this.future.set(None);
-                Poll::Ready(Err(Box::new(this.waiter.token().expect_cancelled())))
+                Poll::Ready(Err(Box::new(cancelled)))
+            }
+            Race::Ready(result) => {
+                this.future.set(None);
+                this.waiter.release();
+                let token = this.waiter.token();
+                Poll::Ready(match result {
+                    Ok(response) => {
+                        let token = token.clone();
+                        Ok(response.map(|body| CancelBody::new(token, body)))
+                    }
+                    Err(err) => match late_error(token, err) {
+                        CancelError::Cancelled(cancelled) => Err(Box::new(cancelled)),
+                        CancelError::Inner(err) => Err(err.into()),
+                    },
+                })
             }
         }
     }
