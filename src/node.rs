@@ -215,13 +215,10 @@ impl Node {
         }
         let mut walk = Walk::new(this, &fired);
         walk.expand(this);
-        while let Some(node) = walk.work.pop() {
-            walk.visit(&node);
+        while let Some((node, record)) = walk.work.pop() {
+            walk.visit(&node, record);
         }
-        fired.done.store(true, Ordering::Release);
-        if let Some(inherited) = &walk.inherited {
-            inherited.done.store(true, Ordering::Release);
-        }
+        walk.finish();
         walk.run_callbacks(&fired.reason);
         true
     }
@@ -473,14 +470,22 @@ impl std::hash::Hash for ByAddress {
 }
 
 /// One trigger's walk over the descendants of its origin.
+///
+/// Every record this walk writes into a node is its own: the origin's, the one it gives the
+/// origin's descendants, and a copy for each subtree it walks again because another trigger
+/// reached it first and has not finished. Another walk therefore never mistakes a node this
+/// walk set for one it reached itself, and a node below a subtree another trigger reached first
+/// inherits that trigger's reason and origin, whoever gets to the node first.
 struct Walk<'a> {
     origin: &'a Arc<Node>,
     /// The origin's own record.
     record: &'a Arc<Fired>,
-    /// The record this walk gives to descendants, made on the first one.
+    /// The record this walk gives to the origin's descendants, made on the first one.
     inherited: Option<Arc<Fired>>,
-    /// Nodes whose children are still to visit.
-    work: Vec<Arc<Node>>,
+    /// For each foreign record whose subtree this walk walks again: its own copy of it.
+    copies: Vec<(Arc<Fired>, Arc<Fired>)>,
+    /// Nodes whose children are still to visit, each with the record to give it.
+    work: Vec<(Arc<Node>, Arc<Fired>)>,
     /// Nodes triggered by another, unfinished trigger that this walk already expanded.
     foreign: HashSet<ByAddress>,
     callbacks: Vec<Arc<dyn Callback>>,
@@ -492,36 +497,60 @@ impl<'a> Walk<'a> {
             origin,
             record,
             inherited: None,
+            copies: Vec::new(),
             work: Vec::new(),
             foreign: HashSet::new(),
             callbacks: Vec::new(),
         }
     }
 
-    fn inherited(&mut self) -> &Arc<Fired> {
-        self.inherited.get_or_insert_with(|| {
-            Fired::new(self.record.reason.clone(), Some(Arc::clone(self.origin)))
-        })
-    }
-
+    /// Whether this walk made `fired`.
     fn is_ours(&self, fired: &Arc<Fired>) -> bool {
         Arc::ptr_eq(fired, self.record)
             || self
                 .inherited
                 .as_ref()
                 .is_some_and(|inherited| Arc::ptr_eq(fired, inherited))
+            || self.copies.iter().any(|(_, ours)| Arc::ptr_eq(fired, ours))
     }
 
-    /// Triggers `node` (reached as a child) unless it already is, and queues its children for
-    /// a visit unless another, finished trigger has already reached them.
-    fn visit(&mut self, node: &Arc<Node>) {
-        let record = Arc::clone(self.inherited());
-        if node.fired.set(record).is_err() {
+    /// The record for the children of `node`, which holds `fired`: the same reason and origin
+    /// as `node`'s, in a record this walk owns.
+    fn record_below(&mut self, node: &Arc<Node>, fired: &Arc<Fired>) -> Arc<Fired> {
+        if Arc::ptr_eq(fired, self.record) {
+            let origin = self.origin;
+            let record = self.record;
+            return Arc::clone(self.inherited.get_or_insert_with(|| {
+                Fired::new(record.reason.clone(), Some(Arc::clone(origin)))
+            }));
+        }
+        if self.is_ours(fired) {
+            // Made by this walk for descendants, so it already names their origin.
+            return Arc::clone(fired);
+        }
+        if let Some((_, ours)) = self
+            .copies
+            .iter()
+            .find(|(theirs, _)| Arc::ptr_eq(theirs, fired))
+        {
+            return Arc::clone(ours);
+        }
+        let origin = fired.origin.clone().unwrap_or_else(|| Arc::clone(node));
+        let ours = Fired::new(fired.reason.clone(), Some(origin));
+        self.copies.push((Arc::clone(fired), Arc::clone(&ours)));
+        ours
+    }
+
+    /// Triggers `node` (reached as a child) with `record` unless it already is, and queues its
+    /// children for a visit unless this walk or another, finished trigger has reached them.
+    fn visit(&mut self, node: &Arc<Node>, record: Arc<Fired>) {
+        if let Err(record) = node.fired.set(record) {
             let fired = node
                 .fired
                 .get()
                 .expect("a cell that refused a value holds one");
-            if self.is_ours(fired)
+            if Arc::ptr_eq(fired, &record)
+                || self.is_ours(fired)
                 || fired.done.load(Ordering::Acquire)
                 || !self.foreign.insert(ByAddress(Arc::clone(node)))
             {
@@ -531,9 +560,19 @@ impl<'a> Walk<'a> {
         self.expand(node);
     }
 
+    /// Marks every record this walk made as finished: a later trigger meeting one of its nodes
+    /// can skip the subtree.
+    fn finish(&self) {
+        self.record.done.store(true, Ordering::Release);
+        let copies = self.copies.iter().map(|(_, ours)| ours);
+        for record in self.inherited.iter().chain(copies) {
+            record.done.store(true, Ordering::Release);
+        }
+    }
+
     /// Publishes a triggered node (wakes its waiters, takes its callbacks and timer) unless
     /// that is done, and queues its children.
-    fn expand(&mut self, node: &Node) {
+    fn expand(&mut self, node: &Arc<Node>) {
         // Cold state that is already visible is locked below, and the lock orders this walk
         // with any registration. Only its absence needs the fence that pairs with the one in
         // `Node::cold`: a registration that made it concurrently either is seen after the
@@ -560,8 +599,20 @@ impl<'a> Walk<'a> {
         }
         // Children stay linked: a concurrent trigger that meets this node before this walk
         // is done must be able to walk them too.
-        self.work
-            .extend(links.children.iter().filter_map(|child| child.upgrade()));
+        {
+            let mut children = links.children.iter().filter_map(Weak::upgrade);
+            if let Some(first) = children.next() {
+                let fired = node
+                    .fired
+                    .get()
+                    .expect("a node is triggered before it is expanded");
+                let record = self.record_below(node, fired);
+                for child in children {
+                    self.work.push((child, Arc::clone(&record)));
+                }
+                self.work.push((first, record));
+            }
+        }
         drop(links);
         if let Some(key) = timer {
             time::cancel(key);

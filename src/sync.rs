@@ -41,47 +41,78 @@ pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A `OnceLock` whose publication loom can see.
+/// A `OnceLock` whose race loom can see.
 ///
-/// The value lives in a std `OnceLock` (loom runs one thread at a time, so that cell never
-/// blocks), and a loom atomic says whether it is visible yet: loom explores every interleaving
-/// around the moment a value becomes visible, which is what the crate's protocols depend on.
+/// The value lives in a std `OnceLock`, and a loom atomic holds the cell's state: empty, being
+/// set by one thread, or set. Which thread wins is decided by a compare-and-swap on that atomic,
+/// and a value becomes visible with a store to it, so loom explores every interleaving around
+/// both moments, which is what the crate's protocols depend on. A thread that loses the race
+/// while the winner is still writing yields until the value is there, as a std `OnceLock` blocks.
 #[cfg(cancel_token_loom)]
 mod model {
-    use loom::sync::atomic::{AtomicBool, Ordering};
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+
+    const EMPTY: usize = 0;
+    const SETTING: usize = 1;
+    const SET: usize = 2;
 
     pub(crate) struct OnceLock<T> {
         value: std::sync::OnceLock<T>,
-        visible: AtomicBool,
+        state: AtomicUsize,
     }
 
     impl<T> OnceLock<T> {
         pub(crate) fn new() -> Self {
             OnceLock {
                 value: std::sync::OnceLock::new(),
-                visible: AtomicBool::new(false),
+                state: AtomicUsize::new(EMPTY),
             }
         }
 
         pub(crate) fn get(&self) -> Option<&T> {
-            if self.visible.load(Ordering::Acquire) {
+            if self.state.load(Ordering::Acquire) == SET {
                 self.value.get()
             } else {
                 None
             }
         }
 
+        /// Claims the cell: `true` if this thread must write the value; `false` once another
+        /// thread's value is visible.
+        fn claim(&self) -> bool {
+            loop {
+                match self.state.compare_exchange(
+                    EMPTY,
+                    SETTING,
+                    Ordering::Acquire,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return true,
+                    Err(SET) => return false,
+                    Err(_) => loom::thread::yield_now(),
+                }
+            }
+        }
+
+        fn publish(&self) {
+            self.state.store(SET, Ordering::Release);
+        }
+
         pub(crate) fn set(&self, value: T) -> Result<(), T> {
+            if !self.claim() {
+                return Err(value);
+            }
             let result = self.value.set(value);
-            // A refused value means another thread's value is in place: make it visible too.
-            self.visible.store(true, Ordering::Release);
+            self.publish();
             result
         }
 
         pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
-            let value = self.value.get_or_init(init);
-            self.visible.store(true, Ordering::Release);
-            value
+            if self.claim() {
+                let _ = self.value.set(init());
+                self.publish();
+            }
+            self.value.get().expect("a published cell holds a value")
         }
 
         pub(crate) fn get_mut(&mut self) -> Option<&mut T> {
@@ -99,7 +130,7 @@ mod model {
         fn from(value: T) -> Self {
             OnceLock {
                 value: std::sync::OnceLock::from(value),
-                visible: AtomicBool::new(true),
+                state: AtomicUsize::new(SET),
             }
         }
     }

@@ -453,10 +453,10 @@ fn descendants_dropped_while_the_parent_triggers_do_not_disturb_it() {
     }
 }
 
-/// A descendant triggered by another thread at the same moment is skipped by this trigger's
-/// walk, which relies on that other thread to finish the descendant's subtree. The design says
-/// that once `trigger()` returns, *every* descendant reports triggered; here the root's trigger
-/// returns while the other thread is still walking, so the leaf is not yet triggered.
+/// The root is triggered while another thread is still walking the deep subtree of a middle
+/// node it triggered: once the root's `trigger()` returns, every descendant reports triggered
+/// (the root walks the unfinished subtree itself), and each node below the middle still carries
+/// the middle's reason and names the middle, whichever walk reached it first.
 #[test]
 fn once_trigger_returns_descendants_being_triggered_by_another_thread_are_triggered() {
     const BELOW: usize = 200_000;

@@ -1,7 +1,7 @@
 //! Loom models: every interleaving of the crate's races, within a preemption bound.
 //!
 //! Run with
-//! `RUSTFLAGS="--cfg cancel_token_loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom`
+//! `RUSTFLAGS="--cfg cancel_token_loom" LOOM_MAX_PREEMPTIONS=6 cargo test --release --test loom`
 //! (`.ci/run` does, in its own target directory). Under that cfg the crate's mutexes, condvar,
 //! atomics, fences and once-cells are loom's, so loom explores the orders in which they can
 //! interleave; a lost wake-up shows as a deadlock of `loom::future::block_on`, and every model
@@ -163,7 +163,7 @@ fn dropping_an_intermediate_link_during_a_trigger_misses_no_descendant() {
 }
 
 #[test]
-fn overlapping_triggers_both_return_with_every_descendant_triggered() {
+fn overlapping_triggers_both_return_with_every_descendant_triggered_consistently() {
     model(|| {
         let root = CancelToken::new();
         let middle = root.child();
@@ -180,6 +180,34 @@ fn overlapping_triggers_both_return_with_every_descendant_triggered() {
         }
         tm.join().unwrap();
         assert!(leaf.is_triggered());
+        // The leaf lies below the middle, so it carries whatever the middle carries: the root's
+        // reason if the root reached the middle first, the middle's own otherwise.
+        assert_eq!(leaf.triggered_token(), middle.triggered_token());
+        assert_eq!(leaf.reason(), middle.reason());
+    });
+}
+
+#[test]
+fn a_subtree_walked_by_two_triggers_keeps_the_reason_of_its_own_origin_all_the_way_down() {
+    model(|| {
+        let root = CancelToken::named("root");
+        let middle = root.child_named("middle");
+        let inner = middle.child();
+        let leaf = inner.child();
+        let m = middle.clone();
+        let tm = thread::spawn(move || m.trigger_with("middle"));
+        let root_won = root.trigger_with("root");
+        let middle_won = tm.join().unwrap();
+        assert!(root_won, "nothing else triggers the root");
+        let expected = if middle_won { &middle } else { &root };
+        for token in [&middle, &inner, &leaf] {
+            assert!(token.is_triggered());
+            if token != expected {
+                assert_eq!(token.triggered_token().as_ref(), Some(expected));
+            }
+            let reason = token.reason().expect("a triggered token has a reason");
+            assert_eq!(reason.message(), expected.name());
+        }
     });
 }
 

@@ -805,6 +805,7 @@ fn overlapping_round(seed: u64) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut tokens = vec![CancelToken::new()];
     let mut children: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut parents: Vec<Vec<usize>> = vec![Vec::new()];
     for k in 1..GRAPH {
         // Sources among the last few nodes make the graph deep as well as wide.
         let arity = match rng.u32(0..4) {
@@ -825,6 +826,7 @@ fn overlapping_round(seed: u64) {
         }
         tokens.push(token);
         children.push(Vec::new());
+        parents.push(sources);
     }
     let descendants = |from: usize| {
         let mut seen = [false; GRAPH];
@@ -879,6 +881,21 @@ fn overlapping_round(seed: u64) {
         let origin = token.triggered_token().unwrap();
         assert!(origins.contains(&&origin), "{token:?} names {origin:?}");
         assert_eq!(token.reason(), origin.reason());
+    }
+    // A node that did not fire itself carries what one of its parents carries, even below a
+    // node two triggers reached at once.
+    for (k, token) in tokens.iter().enumerate() {
+        let Some(origin) = token.triggered_token() else {
+            continue;
+        };
+        if &origin != token {
+            assert!(
+                parents[k]
+                    .iter()
+                    .any(|&p| tokens[p].triggered_token().as_ref() == Some(&origin)),
+                "node {k} names {origin:?}, which none of its parents carries"
+            );
+        }
     }
     // Everything below a triggerer is triggered once all three returned.
     for &k in &picked {
