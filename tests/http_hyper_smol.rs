@@ -152,7 +152,7 @@ async fn fast_exact(client: &mut Client, tag: &str) {
 }
 
 fn run<F: std::future::Future>(test: F) -> F::Output {
-    smol::block_on(bounded(Duration::from_secs(20), "test", test))
+    smol::block_on(bounded(Duration::from_secs(120), "test", test))
 }
 
 // ---------------------------------------------------------------------------------------------

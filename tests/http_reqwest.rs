@@ -472,12 +472,16 @@ async fn clients_own_errors_pass_through_distinguishable_from_cancellation() {
         "the client's errors do not touch the token"
     );
 
-    // And the same client cancelled: told apart by the type, not by guessing.
+    // And a client with its own timeout cancelled first: told apart by the type, not by
+    // guessing. Its timeout is long, so a stalled machine cannot let it win the race.
+    let patient = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(LIMIT)
+        .build()
+        .unwrap();
     let cancelled = CancelToken::named("user");
     let request = send(&cancelled, || {
-        timing_out
-            .get(server.url("/never?case=beat-timeout"))
-            .send()
+        patient.get(server.url("/never?case=beat-timeout")).send()
     });
     let trigger = async {
         tokio::time::sleep(Duration::from_millis(50)).await;

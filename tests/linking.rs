@@ -402,7 +402,7 @@ fn an_untriggered_million_deep_chain_of_chains_drops_on_a_2_mib_stack() {
 #[test]
 fn children_created_while_the_parent_triggers_are_all_triggered() {
     const THREADS: usize = 4;
-    const PER_THREAD: usize = 2_000;
+    let per_thread = common::scaled(2_000).max(200);
     for _round in 0..10 {
         let parent = CancelToken::named("parent");
         let other = CancelToken::new();
@@ -414,7 +414,7 @@ fn children_created_while_the_parent_triggers_are_all_triggered() {
                 let start = std::sync::Arc::clone(&start);
                 std::thread::spawn(move || {
                     start.wait();
-                    (0..PER_THREAD)
+                    (0..per_thread)
                         .map(|i| match (t + i) % 3 {
                             0 => parent.child(),
                             1 => parent.chain(&other),
@@ -432,7 +432,7 @@ fn children_created_while_the_parent_triggers_are_all_triggered() {
                 .flat_map(|m| m.join().unwrap())
                 .collect::<Vec<_>>()
         });
-        assert_eq!(made.len(), THREADS * PER_THREAD);
+        assert_eq!(made.len(), THREADS * per_thread);
         for token in &made {
             assert_fired_by(token, &parent, "raced");
         }
@@ -459,12 +459,13 @@ fn descendants_dropped_while_the_parent_triggers_do_not_disturb_it() {
 /// the middle's reason and names the middle, whichever walk reached it first.
 #[test]
 fn once_trigger_returns_descendants_being_triggered_by_another_thread_are_triggered() {
-    const BELOW: usize = 200_000;
-    common::on_thread_with_stack(SMALL_STACK, || {
+    // Deep, so that the other thread is usually still walking when the root triggers.
+    let below = common::scaled(200_000).max(2_000);
+    common::on_thread_with_stack(SMALL_STACK, move || {
         let root = CancelToken::named("root");
         let middle = root.child_named("middle");
         let mut leaf = middle.child();
-        for _ in 1..BELOW {
+        for _ in 1..below {
             leaf = leaf.child();
         }
         let other = middle.clone();

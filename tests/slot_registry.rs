@@ -357,7 +357,8 @@ fn registry_with_parent_hands_out_children() {
 #[test]
 fn register_and_drop_churn_leaves_the_registry_empty() {
     let registry = CancelRegistry::new();
-    for i in 0..100_000u32 {
+    let cycles = common::scaled(100_000).max(1_000) as u32;
+    for i in 0..cycles {
         let (token, registration) = registry.register(i % 64);
         assert_eq!(registration.token(), &token);
         drop(registration);
@@ -399,11 +400,12 @@ fn a_registration_outliving_its_registry_is_harmless() {
 #[test]
 fn concurrent_register_cancel_and_drop_keep_len_consistent() {
     let registry: CancelRegistry<u32> = CancelRegistry::new();
+    let per_thread = common::scaled(2_000).max(200) as u32;
     let handles: Vec<_> = (0..4u32)
         .map(|t| {
             let registry = registry.clone();
             thread::spawn(move || {
-                for i in 0..2_000u32 {
+                for i in 0..per_thread {
                     let (_token, registration) = registry.register(i % 8);
                     if i % 3 == t % 3 {
                         registry.cancel(&(i % 8), "churn");

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::thread;
-use std::time::Duration;
 
 use cancel_token::{CancelStreamOwned, CancelToken};
 use common::{
@@ -283,13 +282,19 @@ fn stream_owned_under_tokio_ends_on_a_trigger_from_a_plain_thread() {
     let rt = common::multi_thread_runtime();
     let token = CancelToken::new();
     let count = rt.block_on(async {
+        // The trigger comes once the five items are out, however slowly the task gets going.
+        let yielded = Arc::new(AtomicUsize::new(0));
+        let seen = yielded.clone();
+        let items = stream::iter(0u32..5).inspect(move |_| {
+            yielded.fetch_add(1, Ordering::SeqCst);
+        });
         let s = token
             .clone()
-            .stream_owned(stream::iter(0u32..5).chain(stream::pending::<u32>()));
+            .stream_owned(items.chain(stream::pending::<u32>()));
         let task = tokio::spawn(s.count());
         let trigger = token.clone();
         let triggerer = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(10));
+            wait_until("five items", LIMIT, || seen.load(Ordering::SeqCst) == 5);
             trigger.trigger()
         });
         let count = tokio::time::timeout(LIMIT, task)

@@ -123,29 +123,44 @@ fn all_three_kinds_of_observer_wake_on_one_deadline() {
 
 #[test]
 fn a_manual_trigger_before_the_deadline_keeps_manual_and_the_timer_does_not_fire_again() {
-    let token = CancelToken::with_timeout(TIMEOUT);
-    let child = token.child();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let kinds: Arc<Mutex<Vec<ReasonKind>>> = Arc::default();
-    let _guard = token.on_cancel({
-        let calls = Arc::clone(&calls);
-        let kinds = Arc::clone(&kinds);
-        move |reason| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            kinds.lock().unwrap().push(reason.kind());
+    // A machine that stalls for longer than the timeout between creating the token and
+    // triggering it lets the timer win, which proves nothing: that attempt is repeated with a
+    // longer timeout.
+    for timeout in [TIMEOUT, TIMEOUT * 10, TIMEOUT * 100] {
+        let created = Instant::now();
+        let token = CancelToken::with_timeout(timeout);
+        let child = token.child();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let kinds: Arc<Mutex<Vec<ReasonKind>>> = Arc::default();
+        let _guard = token.on_cancel({
+            let calls = Arc::clone(&calls);
+            let kinds = Arc::clone(&kinds);
+            move |reason| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                kinds.lock().unwrap().push(reason.kind());
+            }
+        });
+        if !token.trigger_with("user pressed stop") {
+            assert!(
+                created.elapsed() >= timeout,
+                "the timer fired before its deadline"
+            );
+            continue;
         }
-    });
-    assert!(token.trigger_with("user pressed stop"));
-    assert_eq!(kind(&token), Some(ReasonKind::Manual));
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(kind(&token), Some(ReasonKind::Manual));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
 
-    // Past the deadline, with margin.
-    thread::sleep(TIMEOUT * 3);
-    assert_eq!(kind(&token), Some(ReasonKind::Manual));
-    assert_eq!(token.reason().unwrap().message(), Some("user pressed stop"));
-    assert_eq!(kind(&child), Some(ReasonKind::Manual));
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "the timer fired again");
-    assert_eq!(*kinds.lock().unwrap(), [ReasonKind::Manual]);
+        // Past the deadline, with margin.
+        let deadline = created + timeout;
+        thread::sleep(deadline.saturating_duration_since(Instant::now()) + TIMEOUT * 2);
+        assert_eq!(kind(&token), Some(ReasonKind::Manual));
+        assert_eq!(token.reason().unwrap().message(), Some("user pressed stop"));
+        assert_eq!(kind(&child), Some(ReasonKind::Manual));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the timer fired again");
+        assert_eq!(*kinds.lock().unwrap(), [ReasonKind::Manual]);
+        return;
+    }
+    panic!("the machine stalled past every timeout");
 }
 
 #[test]

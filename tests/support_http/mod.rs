@@ -679,7 +679,7 @@ async fn expire<T>(limit: Duration, what: &str) -> T {
 }
 
 /// Generous bound that only turns a hang into a failure.
-pub const LIMIT: Duration = Duration::from_secs(10);
+pub const LIMIT: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------
 // Waiting for what the server saw, checking it, and the steps that the reqwest and the hyper
