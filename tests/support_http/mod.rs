@@ -681,6 +681,10 @@ async fn expire<T>(limit: Duration, what: &str) -> T {
 /// Generous bound that only turns a hang into a failure.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
+/// How soon after a trigger the server must see the request's socket close: the bound the
+/// http feature promises (measured latencies are a few milliseconds).
+pub const CLOSE_WITHIN: Duration = Duration::from_millis(500);
+
 // ---------------------------------------------------------------------------------------------
 // Waiting for what the server saw, checking it, and the steps that the reqwest and the hyper
 // tests share. Each wait is bounded by [`LIMIT`] and fails the test when the awaited thing
@@ -797,7 +801,7 @@ impl TestServer {
             ms(returned_at.saturating_duration_since(triggered_at)),
             ms(close)
         );
-        assert!(close < Duration::from_secs(2), "{target}: {close:?}");
+        assert!(close < CLOSE_WITHIN, "{target}: {close:?}");
         upload
     }
 
