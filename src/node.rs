@@ -35,8 +35,10 @@ pub(crate) struct Fired {
     /// cannot hold a strong reference to itself without leaking).
     pub(crate) origin: Option<Arc<Node>>,
     /// Set once the trigger that owns this record has reached every descendant: a later trigger
-    /// meeting a node with a finished record can skip its subtree.
-    done: AtomicBool,
+    /// meeting a node with a finished record can skip its subtree. `None` on a record that
+    /// many triggers share (see [`Fired::origin_record`]), which is never finished: a later
+    /// trigger that meets a node holding it walks the subtree itself.
+    done: Option<AtomicBool>,
 }
 
 impl Fired {
@@ -44,9 +46,65 @@ impl Fired {
         Arc::new(Fired {
             reason,
             origin,
-            done: AtomicBool::new(false),
+            done: Some(AtomicBool::new(false)),
         })
     }
+
+    /// The record a trigger with `reason` gives its own token. A reason without a message
+    /// (what `trigger()`, a deadline and a drop guard record) needs no record of its own: the
+    /// calling thread keeps one per kind and shares it, so such a trigger allocates nothing.
+    /// Per thread rather than per process, so that threads triggering at the same time do
+    /// not all count references on one cache line.
+    fn origin_record(reason: Reason) -> Arc<Fired> {
+        if reason.message().is_some() {
+            return Fired::new(reason, None);
+        }
+        let kind = reason.kind();
+        SHARED_RECORDS
+            .try_with(|records| {
+                Arc::clone(records[kind_index(kind)].get_or_init(|| {
+                    Arc::new(Fired {
+                        reason: Reason::new(kind),
+                        origin: None,
+                        done: None,
+                    })
+                }))
+            })
+            // Only while the thread's locals are being destroyed.
+            .unwrap_or_else(|_| Fired::new(reason, None))
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+            .as_ref()
+            .is_some_and(|done| done.load(Ordering::Acquire))
+    }
+
+    fn mark_done(&self) {
+        if let Some(done) = &self.done {
+            done.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// How many [`ReasonKind`]s there are.
+const KINDS: usize = 6;
+
+fn kind_index(kind: ReasonKind) -> usize {
+    match kind {
+        ReasonKind::Manual => 0,
+        ReasonKind::Timeout => 1,
+        ReasonKind::Dropped => 2,
+        ReasonKind::Superseded => 3,
+        ReasonKind::Signal => 4,
+        ReasonKind::Condition => 5,
+    }
+}
+
+std::thread_local! {
+    /// One shared origin record per reason kind without a message, for this thread.
+    static SHARED_RECORDS: [std::cell::OnceCell<Arc<Fired>>; KINDS] =
+        const { [const { std::cell::OnceCell::new() }; KINDS] };
 }
 
 pub(crate) struct Node {
@@ -209,11 +267,11 @@ impl Node {
             // Spares the losers of a race (and repeated triggers) an allocation.
             return false;
         }
-        let fired = Fired::new(reason, None);
-        if this.fired.set(Arc::clone(&fired)).is_err() {
+        if this.fired.set(Fired::origin_record(reason)).is_err() {
             return false;
         }
-        let mut walk = Walk::new(this, &fired);
+        let fired = this.fired.get().expect("the cell holds the value just set");
+        let mut walk = Walk::new(this, fired);
         walk.expand(this);
         while let Some((node, record)) = walk.work.pop() {
             walk.visit(&node, record);
@@ -446,7 +504,7 @@ fn inherit(from: &Arc<Node>, fired: &Arc<Fired>) -> Arc<Fired> {
         Arc::clone(fired)
     } else {
         let record = Fired::new(fired.reason.clone(), Some(Arc::clone(from)));
-        record.done.store(true, Ordering::Release);
+        record.mark_done();
         record
     }
 }
@@ -486,8 +544,9 @@ struct Walk<'a> {
     copies: Vec<(Arc<Fired>, Arc<Fired>)>,
     /// Nodes whose children are still to visit, each with the record to give it.
     work: Vec<(Arc<Node>, Arc<Fired>)>,
-    /// Nodes triggered by another, unfinished trigger that this walk already expanded.
-    foreign: HashSet<ByAddress>,
+    /// Nodes triggered by another, unfinished trigger that this walk already expanded; made
+    /// when the first is met.
+    foreign: Option<HashSet<ByAddress>>,
     callbacks: Vec<Arc<dyn Callback>>,
 }
 
@@ -499,25 +558,24 @@ impl<'a> Walk<'a> {
             inherited: None,
             copies: Vec::new(),
             work: Vec::new(),
-            foreign: HashSet::new(),
+            foreign: None,
             callbacks: Vec::new(),
         }
     }
 
-    /// Whether this walk made `fired`.
+    /// Whether this walk made `fired` for descendants. (The origin's own record may be one
+    /// that other triggers share, and a walk never reaches its own origin again.)
     fn is_ours(&self, fired: &Arc<Fired>) -> bool {
-        Arc::ptr_eq(fired, self.record)
-            || self
-                .inherited
-                .as_ref()
-                .is_some_and(|inherited| Arc::ptr_eq(fired, inherited))
+        self.inherited
+            .as_ref()
+            .is_some_and(|inherited| Arc::ptr_eq(fired, inherited))
             || self.copies.iter().any(|(_, ours)| Arc::ptr_eq(fired, ours))
     }
 
     /// The record for the children of `node`, which holds `fired`: the same reason and origin
     /// as `node`'s, in a record this walk owns.
     fn record_below(&mut self, node: &Arc<Node>, fired: &Arc<Fired>) -> Arc<Fired> {
-        if Arc::ptr_eq(fired, self.record) {
+        if Arc::ptr_eq(node, self.origin) {
             let origin = self.origin;
             let record = self.record;
             return Arc::clone(self.inherited.get_or_insert_with(|| {
@@ -528,15 +586,19 @@ impl<'a> Walk<'a> {
             // Made by this walk for descendants, so it already names their origin.
             return Arc::clone(fired);
         }
-        if let Some((_, ours)) = self
-            .copies
-            .iter()
-            .find(|(theirs, _)| Arc::ptr_eq(theirs, fired))
-        {
+        // Another trigger's record. One that names no origin sits on that trigger's own token
+        // (and may be shared by many), so the copy is per token.
+        let origin = fired.origin.as_ref().unwrap_or(node);
+        if let Some((_, ours)) = self.copies.iter().find(|(theirs, ours)| {
+            Arc::ptr_eq(theirs, fired)
+                && ours
+                    .origin
+                    .as_ref()
+                    .is_some_and(|named| Arc::ptr_eq(named, origin))
+        }) {
             return Arc::clone(ours);
         }
-        let origin = fired.origin.clone().unwrap_or_else(|| Arc::clone(node));
-        let ours = Fired::new(fired.reason.clone(), Some(origin));
+        let ours = Fired::new(fired.reason.clone(), Some(Arc::clone(origin)));
         self.copies.push((Arc::clone(fired), Arc::clone(&ours)));
         ours
     }
@@ -551,8 +613,11 @@ impl<'a> Walk<'a> {
                 .expect("a cell that refused a value holds one");
             if Arc::ptr_eq(fired, &record)
                 || self.is_ours(fired)
-                || fired.done.load(Ordering::Acquire)
-                || !self.foreign.insert(ByAddress(Arc::clone(node)))
+                || fired.is_done()
+                || !self
+                    .foreign
+                    .get_or_insert_with(HashSet::new)
+                    .insert(ByAddress(Arc::clone(node)))
             {
                 return;
             }
@@ -563,10 +628,10 @@ impl<'a> Walk<'a> {
     /// Marks every record this walk made as finished: a later trigger meeting one of its nodes
     /// can skip the subtree.
     fn finish(&self) {
-        self.record.done.store(true, Ordering::Release);
+        self.record.mark_done();
         let copies = self.copies.iter().map(|(_, ours)| ours);
         for record in self.inherited.iter().chain(copies) {
-            record.done.store(true, Ordering::Release);
+            record.mark_done();
         }
     }
 

@@ -211,6 +211,30 @@ fn a_subtree_walked_by_two_triggers_keeps_the_reason_of_its_own_origin_all_the_w
     });
 }
 
+/// The same race with `trigger()` on both sides: a reason without a message is recorded in a
+/// record that triggers share (loom runs its threads on one OS thread, so here both triggers
+/// use the very same one), and the leaf must still name the right origin.
+#[test]
+fn overlapping_triggers_sharing_a_record_still_name_the_right_origin() {
+    model(|| {
+        let root = CancelToken::named("root");
+        let middle = root.child_named("middle");
+        let inner = middle.child();
+        let leaf = inner.child();
+        let m = middle.clone();
+        let tm = thread::spawn(move || m.trigger());
+        assert!(root.trigger());
+        let middle_won = tm.join().unwrap();
+        let expected = if middle_won { &middle } else { &root };
+        for token in [&middle, &inner, &leaf] {
+            assert!(token.is_triggered());
+            assert_eq!(token.triggered_token().as_ref(), Some(expected));
+            assert_eq!(token.reason().unwrap().kind(), ReasonKind::Manual);
+        }
+        assert_eq!(root.triggered_token(), Some(root.clone()));
+    });
+}
+
 #[test]
 fn a_callback_registered_during_a_trigger_runs_exactly_once() {
     model(|| {
