@@ -136,6 +136,26 @@ fn main() {
             assert!(run.as_mut().poll(&mut cx).is_ready());
         })),
     );
+    // What a trigger itself allocates, on tokens made beforehand.
+    let plain: Vec<CancelToken> = (0..N).map(|_| CancelToken::new()).collect();
+    let tokio_plain: Vec<CancellationToken> = (0..N).map(|_| CancellationToken::new()).collect();
+    let (mut ours_next, mut tokio_next) = (plain.iter(), tokio_plain.iter());
+    row(
+        "`trigger()`",
+        per_item(N, || ours_next.next().map(CancelToken::trigger)),
+        Some(per_item(N, || {
+            tokio_next.next().map(CancellationToken::cancel)
+        })),
+    );
+    let messaged: Vec<CancelToken> = (0..N).map(|_| CancelToken::new()).collect();
+    let mut ours_next = messaged.iter();
+    row(
+        "`trigger_with(\"stop\")` (a message)",
+        per_item(N, || {
+            ours_next.next().map(|token| token.trigger_with("stop"))
+        }),
+        None,
+    );
 
     let triggered = CancelToken::new();
     triggered.trigger();

@@ -187,52 +187,47 @@ fn overlapping_triggers_both_return_with_every_descendant_triggered_consistently
     });
 }
 
-#[test]
-fn a_subtree_walked_by_two_triggers_keeps_the_reason_of_its_own_origin_all_the_way_down() {
-    model(|| {
+/// Triggers `root` and, on another thread, `middle` (a child of the root with two levels
+/// below it), each with `message` (`None`: `trigger()`), and checks that every node from the
+/// middle down names the winner of the middle (the middle itself if its own trigger won, the
+/// root otherwise) and carries that winner's reason.
+fn race_root_and_middle(message: fn(&str) -> Option<&str>) {
+    model(move || {
+        let trigger = move |token: &CancelToken, name: &str| match message(name) {
+            Some(message) => token.trigger_with(message),
+            None => token.trigger(),
+        };
         let root = CancelToken::named("root");
         let middle = root.child_named("middle");
         let inner = middle.child();
         let leaf = inner.child();
         let m = middle.clone();
-        let tm = thread::spawn(move || m.trigger_with("middle"));
-        let root_won = root.trigger_with("root");
+        let tm = thread::spawn(move || trigger(&m, "middle"));
+        assert!(trigger(&root, "root"), "nothing else triggers the root");
         let middle_won = tm.join().unwrap();
-        assert!(root_won, "nothing else triggers the root");
         let expected = if middle_won { &middle } else { &root };
+        assert_eq!(root.triggered_token().as_ref(), Some(&root));
         for token in [&middle, &inner, &leaf] {
             assert!(token.is_triggered());
-            if token != expected {
-                assert_eq!(token.triggered_token().as_ref(), Some(expected));
-            }
+            assert_eq!(token.triggered_token().as_ref(), Some(expected));
             let reason = token.reason().expect("a triggered token has a reason");
-            assert_eq!(reason.message(), expected.name());
+            assert_eq!(reason.kind(), ReasonKind::Manual);
+            assert_eq!(reason.message(), message(expected.name().unwrap()));
         }
     });
 }
 
+#[test]
+fn a_subtree_walked_by_two_triggers_keeps_the_reason_of_its_own_origin_all_the_way_down() {
+    race_root_and_middle(|name| Some(name));
+}
+
 /// The same race with `trigger()` on both sides: a reason without a message is recorded in a
 /// record that triggers share (loom runs its threads on one OS thread, so here both triggers
-/// use the very same one), and the leaf must still name the right origin.
+/// use the very same one), and every node must still name the right origin.
 #[test]
 fn overlapping_triggers_sharing_a_record_still_name_the_right_origin() {
-    model(|| {
-        let root = CancelToken::named("root");
-        let middle = root.child_named("middle");
-        let inner = middle.child();
-        let leaf = inner.child();
-        let m = middle.clone();
-        let tm = thread::spawn(move || m.trigger());
-        assert!(root.trigger());
-        let middle_won = tm.join().unwrap();
-        let expected = if middle_won { &middle } else { &root };
-        for token in [&middle, &inner, &leaf] {
-            assert!(token.is_triggered());
-            assert_eq!(token.triggered_token().as_ref(), Some(expected));
-            assert_eq!(token.reason().unwrap().kind(), ReasonKind::Manual);
-        }
-        assert_eq!(root.triggered_token(), Some(root.clone()));
-    });
+    race_root_and_middle(|_| None);
 }
 
 #[test]
