@@ -13,6 +13,7 @@
 //! use (name, waiters, children, callbacks, extra parents, deadline) lives in the cold state.
 
 use std::borrow::Cow;
+use std::cell::{Cell, OnceCell};
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
@@ -22,13 +23,14 @@ use crate::callback::Callback;
 use crate::reason::{Reason, ReasonKind};
 use crate::slab::Slab;
 use crate::sync::{
-    fence, lock, yield_now, Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, OnceLock, Ordering,
-    Weak,
+    fence, lock, thread_local, yield_now, Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard,
+    OnceLock, Ordering, Weak,
 };
 use crate::time::{self, TimerKey};
 
 /// What a triggered token records, published in one step so that nobody can observe the flag
-/// without the reason. One record is shared by every descendant a trigger reaches.
+/// without the reason. The descendants one walk reaches share one record; an origin's own
+/// record may be shared by many tokens (see [`Fired::shared_origin_record`]).
 pub(crate) struct Fired {
     pub(crate) reason: Reason,
     /// The token whose trigger fired, on descendants; `None` on that token itself (a node
@@ -50,12 +52,13 @@ impl Fired {
         })
     }
 
-    /// The record a trigger with `reason` gives its own token. A reason without a message
-    /// (what `trigger()`, a deadline and a drop guard record) needs no record of its own: the
-    /// calling thread keeps one per kind and shares it, so such a trigger allocates nothing.
-    /// Per thread rather than per process, so that threads triggering at the same time do
-    /// not all count references on one cache line.
-    fn origin_record(reason: Reason) -> Arc<Fired> {
+    /// The record a trigger with `reason` gives its own token when that token has no cold
+    /// state (so no descendants, waiters or callbacks). A reason without a message (what
+    /// `trigger()`, a deadline and a drop guard record) then needs nothing particular to the
+    /// token: the calling thread keeps one record per kind and shares it, so such a trigger
+    /// allocates nothing. Per thread rather than per process, so that threads triggering at
+    /// the same time do not all count references on one cache line.
+    fn shared_origin_record(reason: Reason) -> Arc<Fired> {
         if reason.message().is_some() {
             return Fired::new(reason, None);
         }
@@ -101,10 +104,22 @@ fn kind_index(kind: ReasonKind) -> usize {
     }
 }
 
+/// An empty slot of [`SHARED_RECORDS`]: a constant, so that the array can repeat it, and
+/// each use is a fresh cell.
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_RECORD: OnceCell<Arc<Fired>> = OnceCell::new();
+
 std::thread_local! {
     /// One shared origin record per reason kind without a message, for this thread.
-    static SHARED_RECORDS: [std::cell::OnceCell<Arc<Fired>>; KINDS] =
-        const { [const { std::cell::OnceCell::new() }; KINDS] };
+    static SHARED_RECORDS: [OnceCell<Arc<Fired>>; KINDS] = const { [NO_RECORD; KINDS] };
+}
+
+thread_local! {
+    /// How many wake loops this thread is inside: a trigger made from inside a waker must not
+    /// wait for wake-ups in progress, since one of them is its own caller. (Not a `const`
+    /// initialiser: loom's `thread_local!`, used under its cfg, does not take one.)
+    #[allow(clippy::missing_const_for_thread_local)]
+    static WAKING: Cell<usize> = Cell::new(0);
 }
 
 pub(crate) struct Node {
@@ -267,7 +282,14 @@ impl Node {
             // Spares the losers of a race (and repeated triggers) an allocation.
             return false;
         }
-        if this.fired.set(Fired::origin_record(reason)).is_err() {
+        // A token with cold state may have descendants, and a walk can skip the subtree of a
+        // record only once that record is marked finished, which a shared one never is.
+        let record = if this.cold.get().is_none() {
+            Fired::shared_origin_record(reason)
+        } else {
+            Fired::new(reason, None)
+        };
+        if this.fired.set(record).is_err() {
             return false;
         }
         let fired = this.fired.get().expect("the cell holds the value just set");
@@ -529,11 +551,12 @@ impl std::hash::Hash for ByAddress {
 
 /// One trigger's walk over the descendants of its origin.
 ///
-/// Every record this walk writes into a node is its own: the origin's, the one it gives the
-/// origin's descendants, and a copy for each subtree it walks again because another trigger
-/// reached it first and has not finished. Another walk therefore never mistakes a node this
-/// walk set for one it reached itself, and a node below a subtree another trigger reached first
-/// inherits that trigger's reason and origin, whoever gets to the node first.
+/// Every record this walk writes into a descendant is its own: the one it gives the origin's
+/// descendants, and a copy for each subtree it walks again because another trigger reached it
+/// first and has not finished. Another walk therefore never mistakes a node this walk set for
+/// one it set itself, and a node below a subtree another trigger reached first inherits that
+/// trigger's reason and origin, whoever gets to the node first. (The origin's own record may be
+/// shared with other triggers; a walk tells its origin by the node.)
 struct Walk<'a> {
     origin: &'a Arc<Node>,
     /// The origin's own record.
@@ -547,8 +570,12 @@ struct Walk<'a> {
     /// Nodes triggered by another, unfinished trigger that this walk already expanded; made
     /// when the first is met.
     foreign: Option<HashSet<ByAddress>>,
-    callbacks: Vec<Arc<dyn Callback>>,
+    callbacks: Vec<Taken>,
 }
+
+/// A callback a walk took, with the record of its token when that record's reason may differ
+/// from the origin's (`None`: the origin's reason).
+type Taken = (Arc<dyn Callback>, Option<Arc<Fired>>);
 
 impl<'a> Walk<'a> {
     fn new(origin: &'a Arc<Node>, record: &'a Arc<Fired>) -> Self {
@@ -611,9 +638,12 @@ impl<'a> Walk<'a> {
                 .fired
                 .get()
                 .expect("a cell that refused a value holds one");
-            if Arc::ptr_eq(fired, &record)
-                || self.is_ours(fired)
-                || fired.is_done()
+            if Arc::ptr_eq(fired, &record) || fired.is_done() || self.is_ours(fired) {
+                return;
+            }
+            // Another trigger's unfinished (or shared, never finished) record. A node without
+            // cold state has nothing to expand: no children, waiters or callbacks.
+            if visible_cold(node).is_none()
                 || !self
                     .foreign
                     .get_or_insert_with(HashSet::new)
@@ -626,7 +656,8 @@ impl<'a> Walk<'a> {
     }
 
     /// Marks every record this walk made as finished: a later trigger meeting one of its nodes
-    /// can skip the subtree.
+    /// can skip the subtree. (A shared origin record is never marked; its token had no
+    /// descendants when it was triggered.)
     fn finish(&self) {
         self.record.mark_done();
         let copies = self.copies.iter().map(|(_, ours)| ours);
@@ -638,19 +669,8 @@ impl<'a> Walk<'a> {
     /// Publishes a triggered node (wakes its waiters, takes its callbacks and timer) unless
     /// that is done, and queues its children.
     fn expand(&mut self, node: &Arc<Node>) {
-        // Cold state that is already visible is locked below, and the lock orders this walk
-        // with any registration. Only its absence needs the fence that pairs with the one in
-        // `Node::cold`: a registration that made it concurrently either is seen after the
-        // fence, or sees the flag itself.
-        let cold = match node.cold.get() {
-            Some(cold) => cold,
-            None => {
-                fence(Ordering::SeqCst);
-                match node.cold.get() {
-                    Some(cold) => cold,
-                    None => return,
-                }
-            }
+        let Some(cold) = visible_cold(node) else {
+            return;
         };
         let mut links = lock(&cold.links);
         let mut wakers = None;
@@ -659,7 +679,12 @@ impl<'a> Walk<'a> {
         if published_by_us {
             links.published = true;
             wakers = Some(links.waiters.take_all());
-            self.callbacks.extend(links.callbacks.take_all());
+            let mut callbacks = links.callbacks.take_all().peekable();
+            if callbacks.peek().is_some() {
+                let record = self.reason_record(node);
+                self.callbacks
+                    .extend(callbacks.map(|callback| (callback, record.clone())));
+            }
             timer = links.timer.take();
         }
         // Children stay linked: a concurrent trigger that meets this node before this walk
@@ -684,8 +709,12 @@ impl<'a> Walk<'a> {
         }
         // Woken with no lock held, since a waker runs executor code; a panicking waker (an
         // executor bug) must not cut the propagation short.
-        for waker in wakers.into_iter().flatten() {
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+        if let Some(wakers) = wakers {
+            WAKING.with(|depth| depth.set(depth.get() + 1));
+            for waker in wakers {
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+            }
+            WAKING.with(|depth| depth.set(depth.get() - 1));
         }
         if published_by_us {
             cold.woken.store(true, Ordering::Release);
@@ -694,23 +723,45 @@ impl<'a> Walk<'a> {
             // call into an executor that never waits on this crate, so yielding until it is
             // done is bounded, and it keeps "waiters are woken when trigger returns" true even
             // for descendants another trigger reached first. (Callbacks are user code and are
-            // not waited for.)
-            while !cold.woken.load(Ordering::Acquire) {
+            // not waited for.) The exception is a trigger made by a waker on the thread that
+            // is waking: the wake-ups in progress include its caller, so it cannot wait.
+            while !cold.woken.load(Ordering::Acquire) && WAKING.with(Cell::get) == 0 {
                 yield_now();
             }
         }
     }
 
+    /// The record whose reason the callbacks of `node` receive: `None` when it is the
+    /// origin's reason (the origin's record or the one this walk gave its descendants).
+    fn reason_record(&self, node: &Node) -> Option<Arc<Fired>> {
+        let fired = node
+            .fired
+            .get()
+            .expect("a node is triggered before it is expanded");
+        let origins = Arc::ptr_eq(fired, self.record)
+            || self
+                .inherited
+                .as_ref()
+                .is_some_and(|inherited| Arc::ptr_eq(fired, inherited));
+        (!origins).then(|| Arc::clone(fired))
+    }
+
+    /// Runs the callbacks this walk took, in registration order, each with the reason of its
+    /// own token (`reason`, the origin's, unless the token lies below another trigger's
+    /// origin).
     fn run_callbacks(mut self, reason: &Reason) {
         if self.callbacks.is_empty() {
             return;
         }
-        // Nodes are released before user code runs.
+        // Nodes and records are released before user code runs.
         drop(std::mem::take(&mut self.work));
         drop(std::mem::take(&mut self.foreign));
-        self.callbacks.sort_by_key(|callback| callback.seq());
+        drop(std::mem::take(&mut self.copies));
+        drop(self.inherited.take());
+        self.callbacks.sort_by_key(|(callback, _)| callback.seq());
         let mut first_panic = None;
-        for callback in &self.callbacks {
+        for (callback, record) in &self.callbacks {
+            let reason = record.as_ref().map_or(reason, |record| &record.reason);
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| callback.fire(reason))) {
                 first_panic.get_or_insert(payload);
             }
@@ -720,6 +771,18 @@ impl<'a> Walk<'a> {
             panic::resume_unwind(payload);
         }
     }
+}
+
+/// The cold state of a triggered `node`, if it has any. Cold state that is already visible is
+/// locked by the caller, and the lock orders the walk with any registration. Only its absence
+/// needs the fence that pairs with the one in `Node::cold`: a registration that made it
+/// concurrently either is seen after the fence, or sees the flag itself.
+fn visible_cold(node: &Node) -> Option<&Cold> {
+    let cold = node.cold.get().or_else(|| {
+        fence(Ordering::SeqCst);
+        node.cold.get()
+    });
+    cold.map(|cold| &**cold)
 }
 
 impl Drop for Node {

@@ -29,6 +29,13 @@ pub(crate) use loom::{
 #[cfg(cancel_token_loom)]
 pub(crate) use self::model::OnceLock;
 
+/// Thread locals that hold state a loom model runs through are loom's (its threads share one
+/// OS thread).
+#[cfg(cancel_token_loom)]
+pub(crate) use loom::thread_local;
+#[cfg(not(cancel_token_loom))]
+pub(crate) use std::thread_local;
+
 /// Locks `mutex`, ignoring poisoning.
 ///
 /// The crate never runs user code while one of its locks is held, so a poisoned lock can only

@@ -190,7 +190,7 @@ fn overlapping_triggers_both_return_with_every_descendant_triggered_consistently
 /// Triggers `root` and, on another thread, `middle` (a child of the root with two levels
 /// below it), each with `message` (`None`: `trigger()`), and checks that every node from the
 /// middle down names the winner of the middle (the middle itself if its own trigger won, the
-/// root otherwise) and carries that winner's reason.
+/// root otherwise) and carries that winner's reason, and that their callbacks receive it.
 fn race_root_and_middle(message: fn(&str) -> Option<&str>) {
     model(move || {
         let trigger = move |token: &CancelToken, name: &str| match message(name) {
@@ -201,6 +201,16 @@ fn race_root_and_middle(message: fn(&str) -> Option<&str>) {
         let middle = root.child_named("middle");
         let inner = middle.child();
         let leaf = inner.child();
+        // Whichever walk runs a callback, it gets the reason of the callback's own token.
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let guards: Vec<_> = [&middle, &inner]
+            .into_iter()
+            .enumerate()
+            .map(|(k, token)| {
+                let heard = Arc::clone(&heard);
+                token.on_cancel(move |reason| heard.lock().unwrap().push((k, reason.clone())))
+            })
+            .collect();
         let m = middle.clone();
         let tm = thread::spawn(move || trigger(&m, "middle"));
         assert!(trigger(&root, "root"), "nothing else triggers the root");
@@ -214,6 +224,14 @@ fn race_root_and_middle(message: fn(&str) -> Option<&str>) {
             assert_eq!(reason.kind(), ReasonKind::Manual);
             assert_eq!(reason.message(), message(expected.name().unwrap()));
         }
+        let mut heard = heard.lock().unwrap().clone();
+        heard.sort_by_key(|(k, _)| *k);
+        let expected_reason = middle.reason();
+        assert_eq!(heard.len(), 2, "each callback ran once");
+        for (_, reason) in heard {
+            assert_eq!(Some(reason), expected_reason);
+        }
+        drop(guards);
     });
 }
 
@@ -222,12 +240,31 @@ fn a_subtree_walked_by_two_triggers_keeps_the_reason_of_its_own_origin_all_the_w
     race_root_and_middle(|name| Some(name));
 }
 
-/// The same race with `trigger()` on both sides: a reason without a message is recorded in a
-/// record that triggers share (loom runs its threads on one OS thread, so here both triggers
-/// use the very same one), and every node must still name the right origin.
+/// The same race with `trigger()` on both sides (reasons without a message).
 #[test]
-fn overlapping_triggers_sharing_a_record_still_name_the_right_origin() {
+fn overlapping_triggers_without_messages_name_the_right_origin() {
     race_root_and_middle(|_| None);
+}
+
+/// A token with no descendants, waiters or callbacks triggered without a message records a
+/// record that triggers share (loom runs its threads on one OS thread, so here both triggers
+/// share the very same one); a trigger of its parent racing with it must still leave it
+/// triggered, naming whichever trigger reached it first.
+#[test]
+fn a_leaf_with_a_shared_record_raced_by_its_parent() {
+    model(|| {
+        let root = CancelToken::new();
+        let leaf = root.child();
+        let l = leaf.clone();
+        let tl = thread::spawn(move || l.trigger());
+        assert!(root.trigger());
+        assert!(leaf.is_triggered(), "the root's trigger returned");
+        let leaf_won = tl.join().unwrap();
+        let expected = if leaf_won { &leaf } else { &root };
+        assert_eq!(leaf.triggered_token().as_ref(), Some(expected));
+        assert_eq!(root.triggered_token().as_ref(), Some(&root));
+        assert_eq!(leaf.reason().unwrap().kind(), ReasonKind::Manual);
+    });
 }
 
 #[test]

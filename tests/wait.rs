@@ -110,6 +110,42 @@ fn waiters_on_descendants_are_woken_before_trigger_returns() {
     assert!(poll_with(&mut wait, &waker).is_ready());
 }
 
+/// A waker that triggers a token when woken: the kind of adapter that turns one wake-up into
+/// a cancellation.
+struct TriggerOnWake(CancelToken);
+
+impl std::task::Wake for TriggerOnWake {
+    fn wake(self: Arc<Self>) {
+        self.0.trigger_with("from a waker");
+    }
+}
+
+/// A waker called by a trigger triggers an ancestor of the token it was woken for: the
+/// ancestor's walk reaches that token while its wake-ups are still in progress on this very
+/// thread, and must not wait for them (it would wait for itself).
+#[test]
+fn a_waker_that_triggers_an_ancestor_of_its_own_token_does_not_hang() {
+    let trigger_ran = within(LIMIT, || {
+        let root = CancelToken::named("root");
+        let middle = root.child_named("middle");
+        let leaf = middle.child();
+        let waker = std::task::Waker::from(Arc::new(TriggerOnWake(root.clone())));
+        let mut wait = middle.wait();
+        assert!(poll_with_waker(&mut wait, &waker).is_pending());
+        assert!(middle.trigger_with("middle"));
+        assert!(root.is_triggered(), "the waker ran during the trigger");
+        assert!(leaf.is_triggered());
+        assert_eq!(leaf.triggered_token(), Some(middle.clone()));
+        assert_eq!(root.reason().unwrap().message(), Some("from a waker"));
+        true
+    });
+    assert!(trigger_ran);
+}
+
+fn poll_with_waker<F: Future + Unpin>(future: &mut F, waker: &std::task::Waker) -> Poll<F::Output> {
+    std::pin::Pin::new(future).poll(&mut std::task::Context::from_waker(waker))
+}
+
 #[test]
 fn dropping_a_pending_wait_leaves_the_token_and_other_waiters_alone() {
     let token = CancelToken::new();
