@@ -52,10 +52,9 @@ impl Fired {
         })
     }
 
-    /// The record a trigger with `reason` gives its own token when that token has no cold
-    /// state (so no descendants, waiters or callbacks). A reason without a message (what
-    /// `trigger()`, a deadline and a drop guard record) then needs nothing particular to the
-    /// token: the calling thread keeps one record per kind and shares it, so such a trigger
+    /// The record a trigger with `reason` gives its own token when that token never had
+    /// children. A reason without a message (what `trigger()`, a deadline and a drop guard
+    /// record) then needs nothing particular to the token: the calling thread keeps one record per kind and shares it, so such a trigger
     /// allocates nothing. Per thread rather than per process, so that threads triggering at
     /// the same time do not all count references on one cache line.
     fn shared_origin_record(reason: Reason) -> Arc<Fired> {
@@ -138,6 +137,10 @@ struct Cold {
     /// Set by the trigger that published this node once it has woken the waiters it took;
     /// another trigger meeting the node waits for it rather than return before the wake-ups.
     woken: AtomicBool,
+    /// Set when the first child is linked, and never cleared: a hint for the trigger, which
+    /// gives a token that never had children a shared record (see
+    /// [`Fired::shared_origin_record`]). Only speed depends on it, never correctness.
+    had_children: AtomicBool,
 }
 
 #[derive(Default)]
@@ -202,7 +205,15 @@ impl Cold {
             name,
             links: Mutex::new(links),
             woken: AtomicBool::new(false),
+            had_children: AtomicBool::new(false),
         })
+    }
+
+    /// Records that a child was linked (called under the links lock).
+    fn note_child(&self) {
+        if !self.had_children.load(Ordering::Relaxed) {
+            self.had_children.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -282,9 +293,14 @@ impl Node {
             // Spares the losers of a race (and repeated triggers) an allocation.
             return false;
         }
-        // A token with cold state may have descendants, and a walk can skip the subtree of a
-        // record only once that record is marked finished, which a shared one never is.
-        let record = if this.cold.get().is_none() {
+        // A walk can skip the subtree of a record only once that record is marked finished,
+        // which a shared one never is: a token that has (or had) children gets its own. (A
+        // child linked at this very moment is still triggered, only not skipped later.)
+        let had_children = this
+            .cold
+            .get()
+            .is_some_and(|cold| cold.had_children.load(Ordering::Relaxed));
+        let record = if !had_children {
             Fired::shared_origin_record(reason)
         } else {
             Fired::new(reason, None)
@@ -330,6 +346,7 @@ impl Node {
             return child;
         }
         let key = links.children.insert(weak);
+        this.cold().note_child();
         let deadline = links.deadline;
         if let Some(link) = &child.parent {
             link.key.store(key, Ordering::Relaxed);
@@ -367,6 +384,7 @@ impl Node {
                     let _ = node.fired.set(inherited);
                     break;
                 }
+                parent.cold().note_child();
                 (links.children.insert(Arc::downgrade(&node)), links.deadline)
             };
             let mut links = node.links();
@@ -657,7 +675,7 @@ impl<'a> Walk<'a> {
 
     /// Marks every record this walk made as finished: a later trigger meeting one of its nodes
     /// can skip the subtree. (A shared origin record is never marked; its token had no
-    /// descendants when it was triggered.)
+    /// children when it was triggered.)
     fn finish(&self) {
         self.record.mark_done();
         let copies = self.copies.iter().map(|(_, ours)| ours);

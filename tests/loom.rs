@@ -246,7 +246,7 @@ fn overlapping_triggers_without_messages_name_the_right_origin() {
     race_root_and_middle(|_| None);
 }
 
-/// A token with no descendants, waiters or callbacks triggered without a message records a
+/// A token without children (here with a callback) triggered without a message publishes a
 /// record that triggers share (loom runs its threads on one OS thread, so here both triggers
 /// share the very same one); a trigger of its parent racing with it must still leave it
 /// triggered, naming whichever trigger reached it first.
@@ -255,11 +255,19 @@ fn a_leaf_with_a_shared_record_raced_by_its_parent() {
     model(|| {
         let root = CancelToken::new();
         let leaf = root.child();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&runs);
+        let guard = leaf.on_cancel(move |reason| {
+            assert_eq!(reason.kind(), ReasonKind::Manual);
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
         let l = leaf.clone();
         let tl = thread::spawn(move || l.trigger());
         assert!(root.trigger());
         assert!(leaf.is_triggered(), "the root's trigger returned");
         let leaf_won = tl.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        drop(guard);
         let expected = if leaf_won { &leaf } else { &root };
         assert_eq!(leaf.triggered_token().as_ref(), Some(expected));
         assert_eq!(root.triggered_token().as_ref(), Some(&root));

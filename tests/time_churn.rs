@@ -83,7 +83,7 @@ fn deadline_tokens_release_their_timer_entries() {
 
     // 3. The entry is released by the trigger itself, while the token is still alive: the
     // trigger of a deadline token frees more than the trigger of a named token, which has cold
-    // state too, so its trigger allocates the same reason record, and frees nothing.
+    // state too (so both triggers allocate the same) but no timer entry to free.
     let baseline = live();
     let plain: Vec<CancelToken> = (0..N).map(|_| CancelToken::named("plain")).collect();
     let plain_delta = trigger_delta(&plain);
