@@ -649,8 +649,7 @@ async fn random_cancellations_leave_no_stale_bytes_and_no_leaks() {
             .wait_open_at_most(0, "after the client was dropped")
             .await;
         // Let the connection tasks see their sockets closed and finish.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        live.push(alloc::live());
+        live.push(settled_live().await);
     }
     alloc::count_this_thread(false);
     let elapsed = started.elapsed();
@@ -674,6 +673,21 @@ async fn random_cancellations_leave_no_stale_bytes_and_no_leaks() {
         growth < 16 * 1024,
         "memory grew by {growth} bytes over {ROUNDS} cancelled requests"
     );
+}
+
+/// Live bytes once they stop changing (sampled every 10 ms; at most a second): the connection
+/// tasks of dropped requests finish in their own time.
+async fn settled_live() -> isize {
+    let mut last = alloc::live();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = alloc::live();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -48,7 +48,15 @@ fn deadline_tokens_release_their_timer_entries() {
         drop(warm);
         CancelToken::with_timeout(HOUR).trigger();
     }
-    std::thread::sleep(Duration::from_millis(20));
+    // Until the timer thread has settled too: live bytes stop changing (at most a second).
+    let mut last = live();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(10));
+        if live() == last {
+            break;
+        }
+        last = live();
+    }
 
     // 1. Created and dropped, one at a time and in batches.
     let baseline = live();
