@@ -54,9 +54,11 @@ impl Fired {
 
     /// The record a trigger with `reason` gives its own token when that token never had
     /// children. A reason without a message (what `trigger()`, a deadline and a drop guard
-    /// record) then needs nothing particular to the token: the calling thread keeps one record per kind and shares it, so such a trigger
-    /// allocates nothing. Per thread rather than per process, so that threads triggering at
-    /// the same time do not all count references on one cache line.
+    /// record) then needs nothing particular to the token: the calling thread keeps one record
+    /// per kind and shares it, so such a trigger allocates nothing. Per thread rather than per
+    /// process, so that threads triggering at the same time do not all count references on
+    /// one cache line (dropping a token still releases the record of the thread that
+    /// triggered it; for deadline tokens, that is the timer thread's).
     fn shared_origin_record(reason: Reason) -> Arc<Fired> {
         if reason.message().is_some() {
             return Fired::new(reason, None);
@@ -311,9 +313,7 @@ impl Node {
         let fired = this.fired.get().expect("the cell holds the value just set");
         let mut walk = Walk::new(this, fired);
         walk.expand(this);
-        while let Some((node, record)) = walk.work.pop() {
-            walk.visit(&node, record);
-        }
+        walk.run();
         walk.finish();
         walk.run_callbacks(&fired.reason);
         true
@@ -648,29 +648,62 @@ impl<'a> Walk<'a> {
         ours
     }
 
-    /// Triggers `node` (reached as a child) with `record` unless it already is, and queues its
-    /// children for a visit unless this walk or another, finished trigger has reached them.
-    fn visit(&mut self, node: &Arc<Node>, record: Arc<Fired>) {
-        if let Err(record) = node.fired.set(record) {
-            let fired = node
-                .fired
-                .get()
-                .expect("a cell that refused a value holds one");
-            if Arc::ptr_eq(fired, &record) || fired.is_done() || self.is_ours(fired) {
-                return;
+    /// Visits the queued nodes level by level until none is left. The flags of a level are
+    /// set first and share one fence before their cold state is looked at: the fence that
+    /// pairs with a first registration's (see [`visible_cold`]) is needed only for nodes whose
+    /// cold state is not visible yet, and one serves them all, so triggering 10,000 plain
+    /// children costs one fence, not 10,000.
+    fn run(&mut self) {
+        let mut level = Vec::new();
+        let mut unfenced = Vec::new();
+        while !self.work.is_empty() {
+            std::mem::swap(&mut level, &mut self.work);
+            for (node, record) in level.drain(..) {
+                if self.visit(&node, record) {
+                    match node.cold.get() {
+                        Some(cold) => self.expand_cold(&node, cold),
+                        None => unfenced.push(node),
+                    }
+                }
             }
-            // Another trigger's unfinished (or shared, never finished) record. A node without
-            // cold state has nothing to expand: no children, waiters or callbacks.
-            if visible_cold(node).is_none()
-                || !self
-                    .foreign
-                    .get_or_insert_with(HashSet::new)
-                    .insert(ByAddress(Arc::clone(node)))
-            {
-                return;
+            if !unfenced.is_empty() {
+                fence(Ordering::SeqCst);
+                for node in unfenced.drain(..) {
+                    if let Some(cold) = node.cold.get() {
+                        self.expand_cold(&node, cold);
+                    }
+                }
             }
         }
-        self.expand(node);
+    }
+
+    /// Triggers `node` (reached as a child) with `record` unless it already is. Returns `true`
+    /// if this walk set the flag and must expand the node; a node another, unfinished trigger
+    /// reached first is expanded here (once per walk), and one this walk or a finished
+    /// trigger reached is left alone.
+    fn visit(&mut self, node: &Arc<Node>, record: Arc<Fired>) -> bool {
+        let Err(record) = node.fired.set(record) else {
+            return true;
+        };
+        let fired = node
+            .fired
+            .get()
+            .expect("a cell that refused a value holds one");
+        if Arc::ptr_eq(fired, &record) || fired.is_done() || self.is_ours(fired) {
+            return false;
+        }
+        // Another trigger's unfinished (or shared, never finished) record. A node without cold
+        // state has nothing to expand: no children, waiters or callbacks.
+        if let Some(cold) = visible_cold(node) {
+            let first = self
+                .foreign
+                .get_or_insert_with(HashSet::new)
+                .insert(ByAddress(Arc::clone(node)));
+            if first {
+                self.expand_cold(node, cold);
+            }
+        }
+        false
     }
 
     /// Marks every record this walk made as finished: a later trigger meeting one of its nodes
@@ -687,9 +720,14 @@ impl<'a> Walk<'a> {
     /// Publishes a triggered node (wakes its waiters, takes its callbacks and timer) unless
     /// that is done, and queues its children.
     fn expand(&mut self, node: &Arc<Node>) {
-        let Some(cold) = visible_cold(node) else {
-            return;
-        };
+        if let Some(cold) = visible_cold(node) {
+            self.expand_cold(node, cold);
+        }
+    }
+
+    /// [`Walk::expand`] for a node whose cold state the caller found after its flag was set
+    /// (and, if the first look found none, after a fence).
+    fn expand_cold(&mut self, node: &Arc<Node>, cold: &Cold) {
         let mut links = lock(&cold.links);
         let mut wakers = None;
         let mut timer = None;
