@@ -734,7 +734,9 @@ impl<'a> Walk<'a> {
         let published_by_us = !links.published;
         if published_by_us {
             links.published = true;
-            wakers = Some(links.waiters.take_all());
+            if !links.waiters.is_empty() {
+                wakers = Some(links.waiters.take_all());
+            }
             let mut callbacks = links.callbacks.take_all().peekable();
             if callbacks.peek().is_some() {
                 let record = self.reason_record(node);

@@ -82,6 +82,10 @@ impl<T> Slab<T> {
         self.len
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Takes every value out, leaving the slab empty and without an allocation.
     pub(crate) fn take_all(&mut self) -> TakeAll<T> {
         let entries = mem::take(&mut self.entries);
