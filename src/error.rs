@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::node::{Fired, Node};
+use crate::node::Node;
 use crate::reason::{Reason, ReasonKind};
 use crate::sync::Arc;
 use crate::CancelToken;
@@ -16,7 +16,7 @@ use crate::CancelToken;
 /// the ancestor that was triggered). `Display` names that token and the reason:
 /// `cancellation requested by token b: user clicked stop`.
 ///
-/// Cloning is cheap: two reference-count increments.
+/// Cloning is cheap: at most two reference-count increments.
 ///
 /// # Examples
 ///
@@ -34,17 +34,16 @@ use crate::CancelToken;
 /// ```
 #[derive(Clone)]
 pub struct Cancelled {
-    fired: Arc<Fired>,
+    reason: Reason,
     token: CancelToken,
 }
 
 impl Cancelled {
-    /// The error for `fired`, read from `node`: the token is the origin of the trigger.
-    pub(crate) fn new(fired: Arc<Fired>, node: &Arc<Node>) -> Cancelled {
-        let origin = Arc::clone(fired.origin.as_ref().unwrap_or(node));
+    /// The error for a trigger of `origin` with `reason`.
+    pub(crate) fn new(reason: Reason, origin: &Arc<Node>) -> Cancelled {
         Cancelled {
-            fired,
-            token: CancelToken::from_arc(origin),
+            reason,
+            token: CancelToken::from_arc(Arc::clone(origin)),
         }
     }
 
@@ -61,7 +60,7 @@ impl Cancelled {
     /// assert_eq!(err.reason().kind(), ReasonKind::Superseded);
     /// ```
     pub fn reason(&self) -> &Reason {
-        &self.fired.reason
+        &self.reason
     }
 
     /// Shorthand for `self.reason().kind()`.
@@ -76,7 +75,7 @@ impl Cancelled {
     /// assert_eq!(token.raise_if_triggered().unwrap_err().kind(), ReasonKind::Manual);
     /// ```
     pub fn kind(&self) -> ReasonKind {
-        self.fired.reason.kind()
+        self.reason.kind()
     }
 
     /// The token whose trigger fired: the token that was triggered directly, even when the
@@ -123,7 +122,7 @@ impl fmt::Display for Cancelled {
         if let Some(name) = self.token.name() {
             write!(f, " by token {name}")?;
         }
-        let reason = &self.fired.reason;
+        let reason = &self.reason;
         if reason.message().is_some() || reason.kind() != ReasonKind::Manual {
             write!(f, ": {reason}")?;
         }
@@ -135,7 +134,7 @@ impl fmt::Debug for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cancelled")
             .field("token", &self.token.name())
-            .field("reason", &self.fired.reason)
+            .field("reason", &self.reason)
             .finish()
     }
 }
@@ -143,7 +142,7 @@ impl fmt::Debug for Cancelled {
 impl PartialEq for Cancelled {
     /// Equal when raised by the same trigger: same origin token, same reason.
     fn eq(&self, other: &Cancelled) -> bool {
-        self.token == other.token && self.fired.reason == other.fired.reason
+        self.token == other.token && self.reason == other.reason
     }
 }
 

@@ -8,12 +8,21 @@
 //! stays free of cycles. `clone` and `drop` of a handle are therefore a single reference-count
 //! operation, and the strong count of a node is "handles plus children".
 //!
-//! A node is 48 bytes (64 with the `Arc` counters): the trigger record, the lazily allocated
-//! cold state, and the link to the parent it was made from. Everything a plain token does not
-//! use (name, waiters, children, callbacks, extra parents, deadline) lives in the cold state.
+//! A node is 40 bytes (56 with the `Arc` counters): the state word, the lazily allocated cold
+//! state, and the link to the parent it was made from. Everything a plain token does not use
+//! (name, waiters, children, callbacks, the parents of an `any` token, a reason with a message,
+//! deadline) lives in the cold state.
+//!
+//! The state word is set once, by a compare-and-swap. A token triggered directly keeps its
+//! reason's kind in the word, or (for a reason with a message) in its cold state. A token
+//! triggered by a walk from an ancestor names, in the word, the parent the walk came through
+//! and the walk's number: its reason and origin are that parent's, found by following such
+//! names upwards (see [`Node::resolve`]). So a walk claims each descendant with one
+//! compare-and-swap and no reference count, and a descendant always carries what its parent
+//! carries, whichever walk reached it first.
 
 use std::borrow::Cow;
-use std::cell::{Cell, OnceCell};
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
@@ -23,96 +32,69 @@ use crate::callback::Callback;
 use crate::reason::{Reason, ReasonKind};
 use crate::slab::Slab;
 use crate::sync::{
-    fence, lock, thread_local, yield_now, Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard,
-    OnceLock, Ordering, Weak,
+    fence, lock, thread_local, yield_now, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex,
+    MutexGuard, OnceLock, Ordering, Weak,
 };
 use crate::time::{self, TimerKey};
 
-/// What a triggered token records, published in one step so that nobody can observe the flag
-/// without the reason. The descendants one walk reaches share one record; an origin's own
-/// record may be shared by many tokens (see [`Fired::shared_origin_record`]).
-pub(crate) struct Fired {
-    pub(crate) reason: Reason,
-    /// The token whose trigger fired, on descendants; `None` on that token itself (a node
-    /// cannot hold a strong reference to itself without leaking).
-    pub(crate) origin: Option<Arc<Node>>,
-    /// Set once the trigger that owns this record has reached every descendant: a later trigger
-    /// meeting a node with a finished record can skip its subtree. `None` on a record that
-    /// many triggers share (see [`Fired::origin_record`]), which is never finished: a later
-    /// trigger that meets a node holding it walks the subtree itself.
-    done: Option<AtomicBool>,
+/// The state word of a token that is not triggered.
+const UNTRIGGERED: u64 = 0;
+/// The low two bits of a state word: how the token was triggered.
+const TAG_MASK: u64 = 0b11;
+/// Triggered directly with a reason without a message; the kind's index is the word's field.
+const OWN_KIND: u64 = 1;
+/// Triggered directly with a message; the reason is the cold state's `record`.
+const OWN_RECORD: u64 = 2;
+/// Triggered by a walk from an ancestor; the field is the index of the parent the walk came
+/// through, and the high bits are the walk's number.
+const INHERITED: u64 = 3;
+const FIELD_SHIFT: u32 = 2;
+const FIELD_BITS: u32 = 22;
+const WALK_SHIFT: u32 = FIELD_SHIFT + FIELD_BITS;
+/// How many parents a state word can tell apart; [`Node::any`] groups more than this.
+pub(crate) const MAX_PARENTS: usize = 1 << FIELD_BITS;
+
+/// The reason kinds, in the order of their index in a state word.
+const KINDS: [ReasonKind; 6] = [
+    ReasonKind::Manual,
+    ReasonKind::Timeout,
+    ReasonKind::Dropped,
+    ReasonKind::Superseded,
+    ReasonKind::Signal,
+    ReasonKind::Condition,
+];
+
+fn own_kind(kind: ReasonKind) -> u64 {
+    let index = KINDS.iter().position(|known| *known == kind).unwrap_or(0);
+    OWN_KIND | (index as u64) << FIELD_SHIFT
 }
 
-impl Fired {
-    fn new(reason: Reason, origin: Option<Arc<Node>>) -> Arc<Fired> {
-        Arc::new(Fired {
-            reason,
-            origin,
-            done: Some(AtomicBool::new(false)),
-        })
-    }
+fn inherited(parent: usize, walk: u64) -> u64 {
+    INHERITED | (parent as u64) << FIELD_SHIFT | walk << WALK_SHIFT
+}
 
-    /// The record a trigger with `reason` gives its own token when that token never had
-    /// children. A reason without a message (what `trigger()`, a deadline and a drop guard
-    /// record) then needs nothing particular to the token: the calling thread keeps one record
-    /// per kind and shares it, so such a trigger allocates nothing. Per thread rather than per
-    /// process, so that threads triggering at the same time do not all count references on
-    /// one cache line (dropping a token still releases the record of the thread that
-    /// triggered it; for deadline tokens, that is the timer thread's).
-    fn shared_origin_record(reason: Reason) -> Arc<Fired> {
-        if reason.message().is_some() {
-            return Fired::new(reason, None);
-        }
-        let kind = reason.kind();
-        SHARED_RECORDS
-            .try_with(|records| {
-                Arc::clone(records[kind_index(kind)].get_or_init(|| {
-                    Arc::new(Fired {
-                        reason: Reason::new(kind),
-                        origin: None,
-                        done: None,
-                    })
-                }))
-            })
-            // Only while the thread's locals are being destroyed.
-            .unwrap_or_else(|_| Fired::new(reason, None))
-    }
+fn field(state: u64) -> usize {
+    ((state >> FIELD_SHIFT) & ((1 << FIELD_BITS) - 1)) as usize
+}
 
-    fn is_done(&self) -> bool {
-        self.done
-            .as_ref()
-            .is_some_and(|done| done.load(Ordering::Acquire))
-    }
-
-    fn mark_done(&self) {
-        if let Some(done) = &self.done {
-            done.store(true, Ordering::Release);
-        }
+/// The number of the walk that set an inherited state word; 0 (no walk's number) otherwise.
+fn walk_of(state: u64) -> u64 {
+    if state & TAG_MASK == INHERITED {
+        state >> WALK_SHIFT
+    } else {
+        0
     }
 }
 
-/// How many [`ReasonKind`]s there are.
-const KINDS: usize = 6;
+/// Numbers walks from 1 (0 marks a token born triggered). A plain std counter under loom too:
+/// it only has to hand out distinct numbers, and nothing synchronises through it.
+static NEXT_WALK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn kind_index(kind: ReasonKind) -> usize {
-    match kind {
-        ReasonKind::Manual => 0,
-        ReasonKind::Timeout => 1,
-        ReasonKind::Dropped => 2,
-        ReasonKind::Superseded => 3,
-        ReasonKind::Signal => 4,
-        ReasonKind::Condition => 5,
-    }
-}
-
-/// An empty slot of [`SHARED_RECORDS`]: a constant, so that the array can repeat it, and
-/// each use is a fresh cell.
-#[allow(clippy::declare_interior_mutable_const)]
-const NO_RECORD: OnceCell<Arc<Fired>> = OnceCell::new();
-
-std::thread_local! {
-    /// One shared origin record per reason kind without a message, for this thread.
-    static SHARED_RECORDS: [OnceCell<Arc<Fired>>; KINDS] = const { [NO_RECORD; KINDS] };
+/// A number for a new walk. The 40 bits wrap after a trillion walks; two walks could only be
+/// confused if one were still running while a trillion others started.
+fn new_walk_number() -> u64 {
+    let numbers = (1 << (64 - WALK_SHIFT)) - 1;
+    NEXT_WALK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % numbers + 1
 }
 
 thread_local! {
@@ -124,8 +106,9 @@ thread_local! {
 }
 
 pub(crate) struct Node {
-    /// Set exactly once, by the winning trigger; `is_triggered` is one acquire load of it.
-    fired: OnceLock<Arc<Fired>>,
+    /// How (and whether) the token was triggered; see [`UNTRIGGERED`] and the tags after it.
+    /// Set exactly once, by a compare-and-swap; `is_triggered` is one acquire load of it.
+    state: AtomicU64,
     /// Allocated on first use: a plain token never pays for it.
     cold: OnceLock<Box<Cold>>,
     /// The parent this node was made from by `child()`. Immutable, so it lives outside the
@@ -136,13 +119,19 @@ pub(crate) struct Node {
 struct Cold {
     name: Option<Cow<'static, str>>,
     links: Mutex<Links>,
+    /// The parents of a token made by `any`, fixed when it is made, so that a state word can
+    /// name one by its index and a reader can follow it without a lock. The first two are
+    /// inline so that a `chain` costs no extra allocation.
+    parents: [Option<ParentLink>; 2],
+    more_parents: Vec<ParentLink>,
+    /// The reason of a direct trigger with a message, set before the state word names it.
+    record: OnceLock<Reason>,
     /// Set by the trigger that published this node once it has woken the waiters it took;
     /// another trigger meeting the node waits for it rather than return before the wake-ups.
     woken: AtomicBool,
-    /// Set when the first child is linked, and never cleared: a hint for the trigger, which
-    /// gives a token that never had children a shared record (see
-    /// [`Fired::shared_origin_record`]). Only speed depends on it, never correctness.
-    had_children: AtomicBool,
+    /// Set when a walk that expanded this node has finished, so that every descendant is
+    /// triggered: a later walk meeting the node skips its subtree.
+    done: AtomicBool,
 }
 
 #[derive(Default)]
@@ -150,10 +139,6 @@ struct Links {
     children: Slab<Weak<Node>>,
     waiters: Slab<Waker>,
     callbacks: Slab<Arc<dyn Callback>>,
-    /// Parents of a token made by `any`. The first two are inline so that a `chain` costs no
-    /// extra allocation.
-    parents: [Option<ParentLink>; 2],
-    more_parents: Vec<ParentLink>,
     /// The effective deadline: the earliest of this token's own and its sources'.
     deadline: Option<Instant>,
     /// This token's own registration with the timer thread, when its own deadline is the
@@ -174,10 +159,10 @@ struct ParentLink {
 const UNLINKED: usize = usize::MAX;
 
 impl ParentLink {
-    fn new(node: Arc<Node>, key: usize) -> Self {
+    fn new(node: &Arc<Node>) -> Self {
         ParentLink {
-            node,
-            key: AtomicUsize::new(key),
+            node: Arc::clone(node),
+            key: AtomicUsize::new(UNLINKED),
         }
     }
 
@@ -192,29 +177,31 @@ impl ParentLink {
     }
 }
 
-impl Links {
-    fn add_parent(&mut self, link: ParentLink) {
-        match self.parents.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => *slot = Some(link),
-            None => self.more_parents.push(link),
-        }
-    }
-}
-
 impl Cold {
-    fn new(name: Option<Cow<'static, str>>, links: Links) -> Box<Cold> {
+    fn new(name: Option<Cow<'static, str>>) -> Box<Cold> {
+        Cold::with_parents(name, [None, None], Vec::new())
+    }
+
+    fn with_parents(
+        name: Option<Cow<'static, str>>,
+        parents: [Option<ParentLink>; 2],
+        more_parents: Vec<ParentLink>,
+    ) -> Box<Cold> {
         Box::new(Cold {
             name,
-            links: Mutex::new(links),
+            links: Mutex::new(Links::default()),
+            parents,
+            more_parents,
+            record: OnceLock::new(),
             woken: AtomicBool::new(false),
-            had_children: AtomicBool::new(false),
+            done: AtomicBool::new(false),
         })
     }
 
-    /// Records that a child was linked (called under the links lock).
-    fn note_child(&self) {
-        if !self.had_children.load(Ordering::Relaxed) {
-            self.had_children.store(true, Ordering::Relaxed);
+    fn parent(&self, index: usize) -> Option<&ParentLink> {
+        match index {
+            0 | 1 => self.parents[index].as_ref(),
+            _ => self.more_parents.get(index - 2),
         }
     }
 }
@@ -230,35 +217,33 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 impl Node {
     #[inline]
     pub(crate) fn new(name: Option<Cow<'static, str>>) -> Node {
-        let cold = match name {
-            Some(name) => OnceLock::from(Cold::new(Some(name), Links::default())),
-            None => OnceLock::new(),
-        };
         Node {
-            fired: OnceLock::new(),
-            cold,
+            state: AtomicU64::new(UNTRIGGERED),
+            cold: Node::cold_for(name),
             parent: None,
         }
     }
 
-    fn born_triggered(fired: Arc<Fired>, name: Option<Cow<'static, str>>) -> Node {
-        let node = Node::new(name);
-        // A fresh cell: this cannot fail.
-        let _ = node.fired.set(fired);
-        node
+    /// Cold state for a new node: only a name needs it from the start.
+    #[inline]
+    fn cold_for(name: Option<Cow<'static, str>>) -> OnceLock<Box<Cold>> {
+        match name {
+            Some(name) => OnceLock::from(Cold::new(Some(name))),
+            None => OnceLock::new(),
+        }
     }
 
     /// The cold state, allocated if needed.
     ///
-    /// Whoever allocates it then fences, and a trigger fences between setting the flag and
-    /// looking for the cold state: of the two threads, at least one sees the other's write,
-    /// so a registration racing the first trigger is never lost.
+    /// Whoever allocates it then fences, and a trigger fences between setting the state word
+    /// and looking for the cold state: of the two threads, at least one sees the other's
+    /// write, so a registration racing the first trigger is never lost.
     #[inline]
     fn cold(&self) -> &Cold {
         if let Some(cold) = self.cold.get() {
             return cold;
         }
-        let cold = self.cold.get_or_init(|| Cold::new(None, Links::default()));
+        let cold = self.cold.get_or_init(|| Cold::new(None));
         fence(Ordering::SeqCst);
         cold
     }
@@ -274,12 +259,71 @@ impl Node {
 
     #[inline]
     pub(crate) fn is_triggered(&self) -> bool {
-        self.fired.get().is_some()
+        self.state.load(Ordering::Acquire) != UNTRIGGERED
     }
 
+    /// Sets the state word if the token is not triggered yet.
     #[inline]
-    pub(crate) fn fired(&self) -> Option<&Arc<Fired>> {
-        self.fired.get()
+    fn claim(&self, state: u64) -> Result<(), u64> {
+        self.state
+            .compare_exchange(UNTRIGGERED, state, Ordering::AcqRel, Ordering::Acquire)
+            .map(drop)
+    }
+
+    /// The parent a state word names by `index`.
+    fn parent_at(&self, index: usize) -> Option<&Arc<Node>> {
+        match &self.parent {
+            Some(link) => (index == 0).then_some(&link.node),
+            None => Some(&self.cold.get()?.parent(index)?.node),
+        }
+    }
+
+    /// The index of `parent` among this node's parents, for the state word a walk coming from
+    /// `parent` writes. Below [`MAX_PARENTS`], so it fits a `u32`.
+    fn index_of(&self, parent: &Arc<Node>) -> u32 {
+        if self.parent.is_some() {
+            return 0;
+        }
+        let Some(cold) = self.cold.get() else {
+            return 0;
+        };
+        cold.parents
+            .iter()
+            .flatten()
+            .chain(&cold.more_parents)
+            .position(|link| Arc::ptr_eq(&link.node, parent))
+            .map_or(0, |index| index as u32)
+    }
+
+    /// The token whose trigger fired `this`, and its reason, if `this` is triggered.
+    ///
+    /// A node triggered by a walk names the parent the walk came through, which was triggered
+    /// before it; this follows such names up to the node that was triggered directly, a few
+    /// nanoseconds per level.
+    pub(crate) fn resolve(this: &Arc<Node>) -> Option<(&Arc<Node>, Reason)> {
+        let mut node = this;
+        loop {
+            let state = node.state.load(Ordering::Acquire);
+            match state & TAG_MASK {
+                OWN_KIND => return Some((node, Reason::new(KINDS[field(state)]))),
+                OWN_RECORD => {
+                    let reason = node.cold.get()?.record.get()?.clone();
+                    return Some((node, reason));
+                }
+                INHERITED => node = node.parent_at(field(state))?,
+                _ => return None,
+            }
+        }
+    }
+
+    /// The reason `this` was triggered with, if it is triggered.
+    pub(crate) fn reason(this: &Arc<Node>) -> Option<Reason> {
+        Node::resolve(this).map(|(_, reason)| reason)
+    }
+
+    /// The node whose trigger fired `this`, if `this` is triggered.
+    pub(crate) fn origin(this: &Arc<Node>) -> Option<Arc<Node>> {
+        Node::resolve(this).map(|(origin, _)| Arc::clone(origin))
     }
 
     /// Triggers `this` with `reason` and every descendant. Returns `false` if the token was
@@ -292,61 +336,61 @@ impl Node {
     /// have run.
     pub(crate) fn trigger(this: &Arc<Node>, reason: Reason) -> bool {
         if this.is_triggered() {
-            // Spares the losers of a race (and repeated triggers) an allocation.
             return false;
         }
-        // A walk can skip the subtree of a record only once that record is marked finished,
-        // which a shared one never is: a token that has (or had) children gets its own. (A
-        // child linked at this very moment is still triggered, only not skipped later.)
-        let had_children = this
-            .cold
-            .get()
-            .is_some_and(|cold| cold.had_children.load(Ordering::Relaxed));
-        let record = if !had_children {
-            Fired::shared_origin_record(reason)
+        let won = if reason.message().is_none() {
+            // Everything such a reason says fits in the state word: nothing to allocate.
+            this.claim(own_kind(reason.kind())).is_ok()
         } else {
-            Fired::new(reason, None)
+            // The record goes in first, so a state word never names a missing one. Of two such
+            // triggers, the one whose record is in the cell is the trigger, whichever of them
+            // stores the word (the other returns `false`, but only after the word is stored).
+            let ours = this.cold().record.set(reason.clone()).is_ok();
+            match this.claim(OWN_RECORD) {
+                Ok(()) => ours,
+                Err(state) => ours && state == OWN_RECORD,
+            }
         };
-        if this.fired.set(record).is_err() {
+        if !won {
             return false;
         }
-        let fired = this.fired.get().expect("the cell holds the value just set");
-        let mut walk = Walk::new(this, fired);
-        walk.expand(this);
+        let mut walk = Walk::new(this, reason);
+        walk.expand(this, ORIGIN_REASON);
         walk.run();
         walk.finish();
-        walk.run_callbacks(&fired.reason);
+        walk.run_callbacks();
         true
     }
 
     /// A new token triggered when `this` is: born triggered if `this` already is.
     #[inline]
     pub(crate) fn child(this: &Arc<Node>, name: Option<Cow<'static, str>>) -> Arc<Node> {
-        if let Some(fired) = this.fired.get() {
-            return Arc::new(Node::born_triggered(inherit(this, fired), name));
+        let cold = Node::cold_for(name);
+        if this.is_triggered() {
+            // Born triggered: it names its parent as the one it inherits from, and it is linked
+            // to nothing, so no walk ever reaches it.
+            return Arc::new(Node {
+                state: AtomicU64::new(inherited(0, 0)),
+                cold,
+                parent: Some(ParentLink::new(this)),
+            });
         }
         // Everything is allocated before the parent's lock is taken, so the critical section
         // that other threads may wait on is only "check the flag, insert".
-        let cold = match name {
-            Some(name) => OnceLock::from(Cold::new(Some(name), Links::default())),
-            None => OnceLock::new(),
-        };
         let child = Arc::new(Node {
-            fired: OnceLock::new(),
+            state: AtomicU64::new(UNTRIGGERED),
             cold,
-            parent: Some(ParentLink::new(Arc::clone(this), UNLINKED)),
+            parent: Some(ParentLink::new(this)),
         });
         let weak = Arc::downgrade(&child);
         let mut links = this.links();
-        if let Some(fired) = this.fired.get() {
+        if this.is_triggered() {
             // Triggered since the check above. Nothing else can see the child yet.
-            let record = inherit(this, fired);
             drop(links);
-            let _ = child.fired.set(record);
+            child.state.store(inherited(0, 0), Ordering::Release);
             return child;
         }
         let key = links.children.insert(weak);
-        this.cold().note_child();
         let deadline = links.deadline;
         if let Some(link) = &child.parent {
             link.key.store(key, Ordering::Relaxed);
@@ -362,34 +406,65 @@ impl Node {
     /// A new token triggered when any of `parents` is: born triggered, with the reason of the
     /// first triggered parent in iteration order, if one already is.
     pub(crate) fn any(parents: &[&Arc<Node>], name: Option<Cow<'static, str>>) -> Arc<Node> {
-        if let Some((parent, fired)) = parents
-            .iter()
-            .find_map(|parent| parent.fired().map(|fired| (parent, fired)))
-        {
-            return Arc::new(Node::born_triggered(inherit(parent, fired), name));
+        Node::any_grouped(parents, name, MAX_PARENTS)
+    }
+
+    /// [`Node::any`], with `limit` parents at most per node: more are grouped under
+    /// intermediate nodes, since a state word names a parent by an index of limited width.
+    pub(crate) fn any_grouped(
+        parents: &[&Arc<Node>],
+        name: Option<Cow<'static, str>>,
+        limit: usize,
+    ) -> Arc<Node> {
+        if parents.len() > limit {
+            let groups: Vec<Arc<Node>> = parents
+                .chunks(limit)
+                .map(|group| Node::any_grouped(group, None, limit))
+                .collect();
+            let groups: Vec<&Arc<Node>> = groups.iter().collect();
+            return Node::any_grouped(&groups, name, limit);
         }
+        if let Some(parent) = parents.iter().find(|parent| parent.is_triggered()) {
+            let cold = Cold::with_parents(name, [Some(ParentLink::new(parent)), None], Vec::new());
+            return Arc::new(Node {
+                state: AtomicU64::new(inherited(0, 0)),
+                cold: OnceLock::from(cold),
+                parent: None,
+            });
+        }
+        let mut links = parents.iter().map(|parent| ParentLink::new(parent));
+        let inline = [links.next(), links.next()];
+        let cold = Cold::with_parents(name, inline, links.collect());
         let node = Arc::new(Node {
-            fired: OnceLock::new(),
-            cold: OnceLock::from(Cold::new(name, Links::default())),
+            state: AtomicU64::new(UNTRIGGERED),
+            cold: OnceLock::from(cold),
             parent: None,
         });
-        for parent in parents {
-            let (key, deadline) = {
+        let Some(cold) = node.cold.get() else {
+            return node;
+        };
+        for (index, (parent, link)) in parents
+            .iter()
+            .zip(cold.parents.iter().flatten().chain(&cold.more_parents))
+            .enumerate()
+        {
+            let deadline = {
                 let mut links = parent.links();
-                if let Some(fired) = parent.fired.get() {
-                    let inherited = inherit(parent, fired);
+                if parent.is_triggered() {
                     drop(links);
                     // Only parents linked so far can see the node; if one of them triggered
                     // it first, its reason stands. Nothing is registered on it yet.
-                    let _ = node.fired.set(inherited);
+                    let _ = node.claim(inherited(index, 0));
                     break;
                 }
-                parent.cold().note_child();
-                (links.children.insert(Arc::downgrade(&node)), links.deadline)
+                let key = links.children.insert(Arc::downgrade(&node));
+                link.key.store(key, Ordering::Relaxed);
+                links.deadline
             };
-            let mut links = node.links();
-            links.deadline = earliest(links.deadline, deadline);
-            links.add_parent(ParentLink::new(Arc::clone(parent), key));
+            if deadline.is_some() {
+                let mut links = node.links();
+                links.deadline = earliest(links.deadline, deadline);
+            }
         }
         node
     }
@@ -429,12 +504,6 @@ impl Node {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let cold = self.cold.get()?;
         lock(&cold.links).deadline
-    }
-
-    /// The node whose trigger fired `this`, if `this` is triggered.
-    pub(crate) fn origin(this: &Arc<Node>) -> Option<Arc<Node>> {
-        let fired = this.fired.get()?;
-        Some(Arc::clone(fired.origin.as_ref().unwrap_or(this)))
     }
 
     /// Registers or refreshes a waiter's waker. `None` if the token is triggered (the waiter is
@@ -507,8 +576,8 @@ impl Node {
             if let Some(key) = links.timer.take() {
                 time::cancel(key);
             }
-            let inline = links.parents.iter_mut().filter_map(Option::take);
-            for link in inline.chain(links.more_parents.drain(..)) {
+            let inline = cold.parents.iter_mut().filter_map(Option::take);
+            for link in inline.chain(cold.more_parents.drain(..)) {
                 match first {
                     None => first = Some(link),
                     Some(_) => more.push(link),
@@ -536,19 +605,6 @@ impl Node {
     }
 }
 
-/// The record for a token born triggered from `from`: `from`'s own record if it already names
-/// an origin, otherwise a copy naming `from`. A token born triggered is never linked below its
-/// source, so it has no subtree for a walk to finish.
-fn inherit(from: &Arc<Node>, fired: &Arc<Fired>) -> Arc<Fired> {
-    if fired.origin.is_some() {
-        Arc::clone(fired)
-    } else {
-        let record = Fired::new(fired.reason.clone(), Some(Arc::clone(from)));
-        record.mark_done();
-        record
-    }
-}
-
 /// A node compared and hashed by address. Holding the `Arc` keeps the address from being
 /// reused by another node while the set exists.
 struct ByAddress(Arc<Node>);
@@ -567,89 +623,81 @@ impl std::hash::Hash for ByAddress {
     }
 }
 
-/// One trigger's walk over the descendants of its origin.
-///
-/// Every record this walk writes into a descendant is its own: the one it gives the origin's
-/// descendants, and a copy for each subtree it walks again because another trigger reached it
-/// first and has not finished. Another walk therefore never mistakes a node this walk set for
-/// one it set itself, and a node below a subtree another trigger reached first inherits that
-/// trigger's reason and origin, whoever gets to the node first. (The origin's own record may be
-/// shared with other triggers; a walk tells its origin by the node.)
-struct Walk<'a> {
-    origin: &'a Arc<Node>,
-    /// The origin's own record.
-    record: &'a Arc<Fired>,
-    /// The record this walk gives to the origin's descendants, made on the first one.
-    inherited: Option<Arc<Fired>>,
-    /// For each foreign record whose subtree this walk walks again: its own copy of it.
-    copies: Vec<(Arc<Fired>, Arc<Fired>)>,
-    /// Nodes whose children are still to visit, each with the record to give it.
-    work: Vec<(Arc<Node>, Arc<Fired>)>,
-    /// Nodes triggered by another, unfinished trigger that this walk already expanded; made
-    /// when the first is met.
-    foreign: Option<HashSet<ByAddress>>,
-    callbacks: Vec<Taken>,
+/// The index of the origin's reason among a walk's reasons.
+const ORIGIN_REASON: u32 = 0;
+
+/// A node a walk has reached and is still to visit. (Two `u32`s keep it at 16 bytes: a walk
+/// of 10,000 children queues 10,000 of these.)
+struct Pending {
+    node: Arc<Node>,
+    /// The index, among the node's parents, of the parent it was reached from (below
+    /// [`MAX_PARENTS`]).
+    parent: u32,
+    /// The index of the reason its callbacks receive (see [`Walk::reason`]).
+    reason: u32,
 }
 
-/// A callback a walk took, with the record of its token when that record's reason may differ
-/// from the origin's (`None`: the origin's reason).
-type Taken = (Arc<dyn Callback>, Option<Arc<Fired>>);
+/// One trigger's walk over the descendants of its origin.
+///
+/// The walk claims each descendant with one compare-and-swap of its state word, which names
+/// the parent the walk came through (so the node carries that parent's reason and origin) and
+/// the walk's number (so the walk can tell the nodes it claimed from those another trigger
+/// reached first). Below a node another trigger reached first and has not finished, the walk
+/// goes on by itself: the nodes it claims there name their parents like any other, and so
+/// carry the other trigger's reason, whoever gets to them first.
+struct Walk<'a> {
+    origin: &'a Arc<Node>,
+    /// This walk's number, drawn when it claims its first descendant; 0 until then.
+    number: u64,
+    /// The origin's reason: the reason of every node below it, unless another trigger's
+    /// origin lies between.
+    reason: Reason,
+    /// The reasons of the nodes another, unfinished trigger reached first and this walk went
+    /// below, for the callbacks in their subtrees.
+    foreign_reasons: Vec<Reason>,
+    /// Nodes claimed at the level being visited next.
+    work: Vec<Pending>,
+    /// Nodes with cold state this walk expanded (apart from its origin), marked done when it
+    /// finishes.
+    expanded: Vec<Arc<Node>>,
+    /// Nodes another, unfinished trigger reached first that this walk expanded; made when
+    /// the first is met.
+    foreign: Option<HashSet<ByAddress>>,
+    /// The callbacks this walk took, each with the index of its reason.
+    callbacks: Vec<(Arc<dyn Callback>, u32)>,
+}
 
 impl<'a> Walk<'a> {
-    fn new(origin: &'a Arc<Node>, record: &'a Arc<Fired>) -> Self {
+    fn new(origin: &'a Arc<Node>, reason: Reason) -> Self {
         Walk {
             origin,
-            record,
-            inherited: None,
-            copies: Vec::new(),
+            number: 0,
+            reason,
+            foreign_reasons: Vec::new(),
             work: Vec::new(),
+            expanded: Vec::new(),
             foreign: None,
             callbacks: Vec::new(),
         }
     }
 
-    /// Whether this walk made `fired` for descendants. (The origin's own record may be one
-    /// that other triggers share, and a walk never reaches its own origin again.)
-    fn is_ours(&self, fired: &Arc<Fired>) -> bool {
-        self.inherited
-            .as_ref()
-            .is_some_and(|inherited| Arc::ptr_eq(fired, inherited))
-            || self.copies.iter().any(|(_, ours)| Arc::ptr_eq(fired, ours))
+    fn number(&mut self) -> u64 {
+        if self.number == 0 {
+            self.number = new_walk_number();
+        }
+        self.number
     }
 
-    /// The record for the children of `node`, which holds `fired`: the same reason and origin
-    /// as `node`'s, in a record this walk owns.
-    fn record_below(&mut self, node: &Arc<Node>, fired: &Arc<Fired>) -> Arc<Fired> {
-        if Arc::ptr_eq(node, self.origin) {
-            let origin = self.origin;
-            let record = self.record;
-            return Arc::clone(self.inherited.get_or_insert_with(|| {
-                Fired::new(record.reason.clone(), Some(Arc::clone(origin)))
-            }));
+    /// The reason with index `index`: the origin's, or one of a foreign subtree.
+    fn reason(&self, index: u32) -> &Reason {
+        match (index as usize).checked_sub(1) {
+            None => &self.reason,
+            Some(foreign) => self.foreign_reasons.get(foreign).unwrap_or(&self.reason),
         }
-        if self.is_ours(fired) {
-            // Made by this walk for descendants, so it already names their origin.
-            return Arc::clone(fired);
-        }
-        // Another trigger's record. One that names no origin sits on that trigger's own token
-        // (and may be shared by many), so the copy is per token.
-        let origin = fired.origin.as_ref().unwrap_or(node);
-        if let Some((_, ours)) = self.copies.iter().find(|(theirs, ours)| {
-            Arc::ptr_eq(theirs, fired)
-                && ours
-                    .origin
-                    .as_ref()
-                    .is_some_and(|named| Arc::ptr_eq(named, origin))
-        }) {
-            return Arc::clone(ours);
-        }
-        let ours = Fired::new(fired.reason.clone(), Some(Arc::clone(origin)));
-        self.copies.push((Arc::clone(fired), Arc::clone(&ours)));
-        ours
     }
 
-    /// Visits the queued nodes level by level until none is left. The flags of a level are
-    /// set first and share one fence before their cold state is looked at: the fence that
+    /// Visits the queued nodes level by level until none is left. The state words of a level
+    /// are set first and share one fence before their cold state is looked at: the fence that
     /// pairs with a first registration's (see [`visible_cold`]) is needed only for nodes whose
     /// cold state is not visible yet, and one serves them all, so triggering 10,000 plain
     /// children costs one fence, not 10,000.
@@ -658,76 +706,97 @@ impl<'a> Walk<'a> {
         let mut unfenced = Vec::new();
         while !self.work.is_empty() {
             std::mem::swap(&mut level, &mut self.work);
-            for (node, record) in level.drain(..) {
-                if self.visit(&node, record) {
-                    match node.cold.get() {
-                        Some(cold) => self.expand_cold(&node, cold),
-                        None => unfenced.push(node),
+            for pending in level.drain(..) {
+                if self.visit(&pending) {
+                    match pending.node.cold.get() {
+                        Some(cold) => self.expand_cold(&pending.node, cold, pending.reason),
+                        None => {
+                            unfenced.push(pending);
+                            continue;
+                        }
                     }
+                    self.expanded.push(pending.node);
                 }
             }
             if !unfenced.is_empty() {
                 fence(Ordering::SeqCst);
-                for node in unfenced.drain(..) {
-                    if let Some(cold) = node.cold.get() {
-                        self.expand_cold(&node, cold);
+                for pending in unfenced.drain(..) {
+                    if let Some(cold) = pending.node.cold.get() {
+                        self.expand_cold(&pending.node, cold, pending.reason);
+                        self.expanded.push(pending.node);
                     }
                 }
             }
         }
     }
 
-    /// Triggers `node` (reached as a child) with `record` unless it already is. Returns `true`
-    /// if this walk set the flag and must expand the node; a node another, unfinished trigger
-    /// reached first is expanded here (once per walk), and one this walk or a finished
-    /// trigger reached is left alone.
-    fn visit(&mut self, node: &Arc<Node>, record: Arc<Fired>) -> bool {
-        let Err(record) = node.fired.set(record) else {
+    /// Claims a reached node unless it is triggered already. Returns `true` if this walk
+    /// claimed it and must expand it; a node another, unfinished trigger reached first is
+    /// expanded here (once per walk), and one this walk claimed or a finished walk expanded is
+    /// left alone.
+    fn visit(&mut self, pending: &Pending) -> bool {
+        let number = self.number();
+        let Err(state) = pending
+            .node
+            .claim(inherited(pending.parent as usize, number))
+        else {
             return true;
         };
-        let fired = node
-            .fired
-            .get()
-            .expect("a cell that refused a value holds one");
-        if Arc::ptr_eq(fired, &record) || fired.is_done() || self.is_ours(fired) {
-            return false;
-        }
-        // Another trigger's unfinished (or shared, never finished) record. A node without cold
-        // state has nothing to expand: no children, waiters or callbacks.
-        if let Some(cold) = visible_cold(node) {
-            let first = self
-                .foreign
-                .get_or_insert_with(HashSet::new)
-                .insert(ByAddress(Arc::clone(node)));
-            if first {
-                self.expand_cold(node, cold);
-            }
+        if walk_of(state) != number {
+            self.meet_foreign(&pending.node);
         }
         false
     }
 
-    /// Marks every record this walk made as finished: a later trigger meeting one of its nodes
-    /// can skip the subtree. (A shared origin record is never marked; its token had no
-    /// children when it was triggered.)
+    /// Goes below a node that another trigger reached first, unless that trigger's walk (or
+    /// a later one through the node) has finished. A node without cold state has nothing to
+    /// expand: no children, waiters or callbacks.
+    fn meet_foreign(&mut self, node: &Arc<Node>) {
+        let Some(cold) = visible_cold(node) else {
+            return;
+        };
+        if cold.done.load(Ordering::Acquire) {
+            return;
+        }
+        let first = self
+            .foreign
+            .get_or_insert_with(HashSet::new)
+            .insert(ByAddress(Arc::clone(node)));
+        if !first {
+            return;
+        }
+        let Some(reason) = Node::reason(node) else {
+            return;
+        };
+        self.foreign_reasons.push(reason);
+        // A walk would need more than 4 billion foreign subtrees (terabytes of tokens) to
+        // run out of indexes.
+        let index = u32::try_from(self.foreign_reasons.len()).unwrap_or(u32::MAX);
+        self.expand_cold(node, cold, index);
+        self.expanded.push(Arc::clone(node));
+    }
+
+    /// Marks every node this walk expanded as done: a later trigger meeting one of them can
+    /// skip its subtree.
     fn finish(&self) {
-        self.record.mark_done();
-        let copies = self.copies.iter().map(|(_, ours)| ours);
-        for record in self.inherited.iter().chain(copies) {
-            record.mark_done();
+        for node in std::iter::once(self.origin).chain(&self.expanded) {
+            if let Some(cold) = node.cold.get() {
+                cold.done.store(true, Ordering::Release);
+            }
         }
     }
 
     /// Publishes a triggered node (wakes its waiters, takes its callbacks and timer) unless
     /// that is done, and queues its children.
-    fn expand(&mut self, node: &Arc<Node>) {
+    fn expand(&mut self, node: &Arc<Node>, reason: u32) {
         if let Some(cold) = visible_cold(node) {
-            self.expand_cold(node, cold);
+            self.expand_cold(node, cold, reason);
         }
     }
 
-    /// [`Walk::expand`] for a node whose cold state the caller found after its flag was set
-    /// (and, if the first look found none, after a fence).
-    fn expand_cold(&mut self, node: &Arc<Node>, cold: &Cold) {
+    /// [`Walk::expand`] for a node whose cold state the caller found after its state word was
+    /// set (and, if the first look found none, after a fence).
+    fn expand_cold(&mut self, node: &Arc<Node>, cold: &Cold, reason: u32) {
         let mut links = lock(&cold.links);
         let mut wakers = None;
         let mut timer = None;
@@ -737,29 +806,21 @@ impl<'a> Walk<'a> {
             if !links.waiters.is_empty() {
                 wakers = Some(links.waiters.take_all());
             }
-            let mut callbacks = links.callbacks.take_all().peekable();
-            if callbacks.peek().is_some() {
-                let record = self.reason_record(node);
-                self.callbacks
-                    .extend(callbacks.map(|callback| (callback, record.clone())));
-            }
+            let callbacks = links.callbacks.take_all();
+            self.callbacks
+                .extend(callbacks.map(|callback| (callback, reason)));
             timer = links.timer.take();
         }
         // Children stay linked: a concurrent trigger that meets this node before this walk
         // is done must be able to walk them too.
-        {
-            let mut children = links.children.iter().filter_map(Weak::upgrade);
-            if let Some(first) = children.next() {
-                let fired = node
-                    .fired
-                    .get()
-                    .expect("a node is triggered before it is expanded");
-                let record = self.record_below(node, fired);
-                for child in children {
-                    self.work.push((child, Arc::clone(&record)));
-                }
-                self.work.push((first, record));
-            }
+        self.work.reserve(links.children.len());
+        for child in links.children.iter().filter_map(Weak::upgrade) {
+            let parent = child.index_of(node);
+            self.work.push(Pending {
+                node: child,
+                parent,
+                reason,
+            });
         }
         drop(links);
         if let Some(key) = timer {
@@ -789,42 +850,26 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// The record whose reason the callbacks of `node` receive: `None` when it is the
-    /// origin's reason (the origin's record or the one this walk gave its descendants).
-    fn reason_record(&self, node: &Node) -> Option<Arc<Fired>> {
-        let fired = node
-            .fired
-            .get()
-            .expect("a node is triggered before it is expanded");
-        let origins = Arc::ptr_eq(fired, self.record)
-            || self
-                .inherited
-                .as_ref()
-                .is_some_and(|inherited| Arc::ptr_eq(fired, inherited));
-        (!origins).then(|| Arc::clone(fired))
-    }
-
     /// Runs the callbacks this walk took, in registration order, each with the reason of its
-    /// own token (`reason`, the origin's, unless the token lies below another trigger's
-    /// origin).
-    fn run_callbacks(mut self, reason: &Reason) {
+    /// own token (the origin's, unless the token lies below another trigger's origin).
+    fn run_callbacks(mut self) {
         if self.callbacks.is_empty() {
             return;
         }
-        // Nodes and records are released before user code runs.
+        // Nodes are released before user code runs.
         drop(std::mem::take(&mut self.work));
         drop(std::mem::take(&mut self.foreign));
-        drop(std::mem::take(&mut self.copies));
-        drop(self.inherited.take());
-        self.callbacks.sort_by_key(|(callback, _)| callback.seq());
+        drop(std::mem::take(&mut self.expanded));
+        let mut callbacks = std::mem::take(&mut self.callbacks);
+        callbacks.sort_by_key(|(callback, _)| callback.seq());
         let mut first_panic = None;
-        for (callback, record) in &self.callbacks {
-            let reason = record.as_ref().map_or(reason, |record| &record.reason);
+        for (callback, reason) in &callbacks {
+            let reason = self.reason(*reason);
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| callback.fire(reason))) {
                 first_panic.get_or_insert(payload);
             }
         }
-        drop(self.callbacks);
+        drop(callbacks);
         if let Some(payload) = first_panic {
             panic::resume_unwind(payload);
         }

@@ -77,7 +77,6 @@ impl<T> Slab<T> {
         })
     }
 
-    #[cfg(any(test, cancel_token_loom))]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

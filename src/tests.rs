@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Waker};
 
+use crate::node::Node;
 use crate::CancelToken;
 
 fn poll_pending<F: Future + Unpin>(future: &mut F) {
@@ -175,4 +176,38 @@ fn timer_entries_are_released_by_drop_and_by_manual_trigger() {
         "an unrepresentable deadline registers nothing"
     );
     assert_eq!(never.deadline(), None);
+}
+
+/// More parents than a state word can index are grouped under intermediate tokens (at most
+/// `limit` per node; the real limit is 4,194,304): the result still fires on any of them,
+/// names the parent that fired, and unlinks from all of them when dropped.
+#[test]
+fn any_over_more_parents_than_a_state_word_indexes_groups_them() {
+    let parents: Vec<CancelToken> = (0..10).map(|_| CancelToken::new()).collect();
+    let nodes: Vec<_> = parents.iter().map(CancelToken::node).collect();
+    let any = CancelToken::from_arc(Node::any_grouped(&nodes, None, 3));
+    for parent in &parents {
+        assert_eq!(parent.registrations(), (1, 0), "each parent is linked once");
+    }
+    assert!(!any.is_triggered());
+    parents[7].trigger_with("seven");
+    assert!(any.is_triggered());
+    assert_eq!(any.triggered_token().as_ref(), Some(&parents[7]));
+    assert_eq!(any.reason().unwrap().message(), Some("seven"));
+    drop(any);
+    for parent in &parents {
+        assert_eq!(
+            parent.registrations(),
+            (0, 0),
+            "the groups go with the token"
+        );
+    }
+
+    // A parent already triggered makes the token born triggered, naming it.
+    let fresh: Vec<CancelToken> = (0..10).map(|_| CancelToken::new()).collect();
+    fresh[8].trigger_with("eight");
+    let nodes: Vec<_> = fresh.iter().map(CancelToken::node).collect();
+    let any = CancelToken::from_arc(Node::any_grouped(&nodes, None, 3));
+    assert_eq!(any.triggered_token().as_ref(), Some(&fresh[8]));
+    assert_eq!(any.reason().unwrap().message(), Some("eight"));
 }

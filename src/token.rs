@@ -203,7 +203,7 @@ impl CancelToken {
     /// assert_eq!(child.reason().unwrap().message(), Some("shutdown"));
     /// ```
     pub fn reason(&self) -> Option<Reason> {
-        self.node.fired().map(|fired| fired.reason.clone())
+        Node::reason(&self.node)
     }
 
     /// The token whose trigger fired this one, or `None` if it is not triggered.
@@ -259,9 +259,9 @@ impl CancelToken {
     /// assert_eq!(err.to_string(), "cancellation requested by token batch: operator abort");
     /// ```
     pub fn raise_if_triggered(&self) -> Result<(), Cancelled> {
-        match self.node.fired() {
+        match Node::resolve(&self.node) {
             None => Ok(()),
-            Some(fired) => Err(Cancelled::new(Arc::clone(fired), &self.node)),
+            Some((origin, reason)) => Err(Cancelled::new(reason, origin)),
         }
     }
 
@@ -512,8 +512,8 @@ impl CancelToken {
     where
         F: FnOnce(&Reason) + Send + 'static,
     {
-        if let Some(fired) = self.node.fired() {
-            f(&fired.reason);
+        if let Some(reason) = Node::reason(&self.node) {
+            f(&reason);
             return CallbackGuard::new(self.clone(), None);
         }
         let entry = callback::entry(f);
@@ -521,8 +521,8 @@ impl CancelToken {
             Some(key) => CallbackGuard::new(self.clone(), Some((key, entry))),
             None => {
                 // Triggered between the check above and the registration.
-                if let Some(fired) = self.node.fired() {
-                    entry.fire(&fired.reason);
+                if let Some(reason) = Node::reason(&self.node) {
+                    entry.fire(&reason);
                 }
                 CallbackGuard::new(self.clone(), None)
             }
@@ -902,8 +902,8 @@ impl fmt::Debug for CancelToken {
             s.field("name", &name);
         }
         s.field("triggered", &self.is_triggered());
-        if let Some(fired) = self.node.fired() {
-            s.field("reason", &fired.reason);
+        if let Some(reason) = Node::reason(&self.node) {
+            s.field("reason", &reason);
         }
         s.finish()
     }

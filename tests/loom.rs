@@ -246,12 +246,47 @@ fn overlapping_triggers_without_messages_name_the_right_origin() {
     race_root_and_middle(|_| None);
 }
 
-/// A token without children (here with a callback) triggered without a message publishes a
-/// record that triggers share (loom runs its threads on one OS thread, so here both triggers
-/// share the very same one); a trigger of its parent racing with it must still leave it
-/// triggered, naming whichever trigger reached it first.
+/// Triggers `leaf`, a child of `root` (with a callback), on one thread with `leaf_reason` and
+/// `root` on another, and checks that the leaf ends triggered with exactly one of the two,
+/// naming whichever trigger reached it first, and that its callback runs once with that reason.
+fn race_leaf_and_parent(leaf_reason: &'static str) {
+    model(move || {
+        let root = CancelToken::new();
+        let leaf = root.child();
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&heard);
+        let guard = leaf.on_cancel(move |reason| log.lock().unwrap().push(reason.clone()));
+        let l = leaf.clone();
+        let tl = thread::spawn(move || l.trigger_with(leaf_reason));
+        assert!(root.trigger_with("root"));
+        assert!(leaf.is_triggered(), "the root's trigger returned");
+        let leaf_won = tl.join().unwrap();
+        drop(guard);
+        let (expected, message) = if leaf_won {
+            (&leaf, leaf_reason)
+        } else {
+            (&root, "root")
+        };
+        assert_eq!(leaf.triggered_token().as_ref(), Some(expected));
+        assert_eq!(leaf.reason().unwrap().message(), Some(message));
+        let heard = heard.lock().unwrap().clone();
+        assert_eq!(heard.len(), 1, "the callback runs once");
+        assert_eq!(heard[0].message(), Some(message));
+    });
+}
+
+/// A trigger with a message stores its reason before its state word: losing the word to the
+/// parent's walk after storing it must leave the parent's reason in force.
 #[test]
-fn a_leaf_with_a_shared_record_raced_by_its_parent() {
+fn a_leaf_triggered_with_a_message_raced_by_its_parent() {
+    race_leaf_and_parent("leaf");
+}
+
+/// A token without children (here with a callback) triggered without a message keeps the kind
+/// in its state word and nothing else; a trigger of its parent racing with it must still leave
+/// it triggered, naming whichever trigger reached it first.
+#[test]
+fn a_leaf_triggered_without_a_message_raced_by_its_parent() {
     model(|| {
         let root = CancelToken::new();
         let leaf = root.child();
