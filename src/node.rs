@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use crate::callback::Callback;
 use crate::reason::{Reason, ReasonKind};
-use crate::slab::Slab;
+use crate::slab::{InlineSlab, Slab};
 use crate::sync::{
     fence, lock, thread_local, yield_now, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex,
     MutexGuard, OnceLock, Ordering, Weak,
@@ -137,7 +137,8 @@ struct Cold {
 #[derive(Default)]
 struct Links {
     children: Slab<Weak<Node>>,
-    waiters: Slab<Waker>,
+    /// The first waiter inline: a token with one waiter allocates nothing for it.
+    waiters: InlineSlab<Waker>,
     callbacks: Slab<Arc<dyn Callback>>,
     /// The effective deadline: the earliest of this token's own and its sources'.
     deadline: Option<Instant>,

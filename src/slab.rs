@@ -115,9 +115,99 @@ impl<T> Iterator for TakeAll<T> {
     }
 }
 
+/// A slab with its first entry inline: one registration, the common case, allocates nothing,
+/// and taking it allocates and frees nothing. Key 0 is the inline entry.
+pub(crate) struct InlineSlab<T> {
+    first: Option<T>,
+    more: Slab<T>,
+}
+
+impl<T> InlineSlab<T> {
+    pub(crate) const fn new() -> Self {
+        InlineSlab {
+            first: None,
+            more: Slab::new(),
+        }
+    }
+
+    pub(crate) fn insert(&mut self, value: T) -> usize {
+        if self.first.is_none() {
+            self.first = Some(value);
+            return 0;
+        }
+        self.more.insert(value) + 1
+    }
+
+    /// Removes the value under `key`, if that slot is occupied.
+    pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
+        match key.checked_sub(1) {
+            None => self.first.take(),
+            Some(key) => self.more.remove(key),
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
+        match key.checked_sub(1) {
+            None => self.first.as_mut(),
+            Some(key) => self.more.get_mut(key),
+        }
+    }
+
+    #[cfg(any(test, cancel_token_loom))]
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none() && self.more.is_empty()
+    }
+
+    /// Takes every value out, leaving the slab empty and without an allocation; the inline
+    /// entry comes first.
+    pub(crate) fn take_all(&mut self) -> impl Iterator<Item = T> {
+        let more = (!self.more.is_empty()).then(|| self.more.take_all());
+        self.first
+            .take()
+            .into_iter()
+            .chain(more.into_iter().flatten())
+    }
+}
+
+impl<T> Default for InlineSlab<T> {
+    fn default() -> Self {
+        InlineSlab::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Slab;
+    use super::{InlineSlab, Slab};
+
+    #[test]
+    fn the_inline_entry_is_key_zero_and_is_reused_first() {
+        let mut slab = InlineSlab::new();
+        assert!(slab.is_empty());
+        let (a, b, c) = (slab.insert('a'), slab.insert('b'), slab.insert('c'));
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert!(slab.more.entries.capacity() > 0, "the second entry spills");
+        assert_eq!(slab.get_mut(b), Some(&mut 'b'));
+        assert_eq!(slab.remove(a), Some('a'));
+        assert_eq!(slab.remove(a), None, "a slot is removed once");
+        assert_eq!(slab.len(), 2);
+        assert_eq!(slab.insert('d'), 0, "the inline slot is taken first");
+        assert_eq!(slab.take_all().collect::<Vec<_>>(), ['d', 'b', 'c']);
+        assert!(slab.is_empty());
+        assert_eq!(slab.more.entries.capacity(), 0);
+
+        let mut one = InlineSlab::new();
+        assert_eq!(one.insert(7), 0);
+        assert_eq!(
+            one.more.entries.capacity(),
+            0,
+            "one entry allocates nothing"
+        );
+        assert_eq!(one.take_all().collect::<Vec<_>>(), [7]);
+    }
 
     #[test]
     fn keys_are_reused_and_removal_is_exact() {
