@@ -16,7 +16,7 @@ use crate::CancelToken;
 /// the ancestor that was triggered). `Display` names that token and the reason:
 /// `cancellation requested by token b: user clicked stop`.
 ///
-/// Cloning is cheap: at most two reference-count increments.
+/// Cloning is cheap: one reference-count increment.
 ///
 /// # Examples
 ///
@@ -34,15 +34,14 @@ use crate::CancelToken;
 /// ```
 #[derive(Clone)]
 pub struct Cancelled {
-    reason: Reason,
+    /// The token that was triggered directly: it holds the reason.
     token: CancelToken,
 }
 
 impl Cancelled {
-    /// The error for a trigger of `origin` with `reason`.
-    pub(crate) fn new(reason: Reason, origin: &Arc<Node>) -> Cancelled {
+    /// The error for a trigger of `origin`, the token that was triggered directly.
+    pub(crate) fn new(origin: &Arc<Node>) -> Cancelled {
         Cancelled {
-            reason,
             token: CancelToken::from_arc(Arc::clone(origin)),
         }
     }
@@ -60,7 +59,9 @@ impl Cancelled {
     /// assert_eq!(err.reason().kind(), ReasonKind::Superseded);
     /// ```
     pub fn reason(&self) -> &Reason {
-        &self.reason
+        static MANUAL: Reason = Reason::new(ReasonKind::Manual);
+        // The origin of a trigger always has its own reason; the fallback is unreachable.
+        self.token.node().own_reason().unwrap_or(&MANUAL)
     }
 
     /// Shorthand for `self.reason().kind()`.
@@ -75,7 +76,7 @@ impl Cancelled {
     /// assert_eq!(token.raise_if_triggered().unwrap_err().kind(), ReasonKind::Manual);
     /// ```
     pub fn kind(&self) -> ReasonKind {
-        self.reason.kind()
+        self.reason().kind()
     }
 
     /// The token whose trigger fired: the token that was triggered directly, even when the
@@ -122,7 +123,7 @@ impl fmt::Display for Cancelled {
         if let Some(name) = self.token.name() {
             write!(f, " by token {name}")?;
         }
-        let reason = &self.reason;
+        let reason = self.reason();
         if reason.message().is_some() || reason.kind() != ReasonKind::Manual {
             write!(f, ": {reason}")?;
         }
@@ -134,15 +135,15 @@ impl fmt::Debug for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cancelled")
             .field("token", &self.token.name())
-            .field("reason", &self.reason)
+            .field("reason", self.reason())
             .finish()
     }
 }
 
 impl PartialEq for Cancelled {
-    /// Equal when raised by the same trigger: same origin token, same reason.
+    /// Equal when raised by the same trigger: the same origin token (and so the same reason).
     fn eq(&self, other: &Cancelled) -> bool {
-        self.token == other.token && self.reason == other.reason
+        self.token == other.token
     }
 }
 

@@ -54,19 +54,27 @@ const WALK_SHIFT: u32 = FIELD_SHIFT + FIELD_BITS;
 /// How many parents a state word can tell apart; [`Node::any`] groups more than this.
 pub(crate) const MAX_PARENTS: usize = 1 << FIELD_BITS;
 
-/// The reason kinds, in the order of their index in a state word.
-const KINDS: [ReasonKind; 6] = [
-    ReasonKind::Manual,
-    ReasonKind::Timeout,
-    ReasonKind::Dropped,
-    ReasonKind::Superseded,
-    ReasonKind::Signal,
-    ReasonKind::Condition,
+/// The reasons without a message, in the order of their kind's index in a state word: a token
+/// triggered with one of them stores only the index, and lends out the reason from here.
+static KIND_REASONS: [Reason; 6] = [
+    Reason::new(ReasonKind::Manual),
+    Reason::new(ReasonKind::Timeout),
+    Reason::new(ReasonKind::Dropped),
+    Reason::new(ReasonKind::Superseded),
+    Reason::new(ReasonKind::Signal),
+    Reason::new(ReasonKind::Condition),
 ];
 
 fn own_kind(kind: ReasonKind) -> u64 {
-    let index = KINDS.iter().position(|known| *known == kind).unwrap_or(0);
-    OWN_KIND | (index as u64) << FIELD_SHIFT
+    let index: u64 = match kind {
+        ReasonKind::Manual => 0,
+        ReasonKind::Timeout => 1,
+        ReasonKind::Dropped => 2,
+        ReasonKind::Superseded => 3,
+        ReasonKind::Signal => 4,
+        ReasonKind::Condition => 5,
+    };
+    OWN_KIND | index << FIELD_SHIFT
 }
 
 fn inherited(parent: usize, walk: u64) -> u64 {
@@ -296,35 +304,42 @@ impl Node {
             .map_or(0, |index| index as u32)
     }
 
-    /// The token whose trigger fired `this`, and its reason, if `this` is triggered.
+    /// The token whose trigger fired `this`, if `this` is triggered: the node that was
+    /// triggered directly, which holds the reason (see [`Node::own_reason`]).
     ///
     /// A node triggered by a walk names the parent the walk came through, which was triggered
-    /// before it; this follows such names up to the node that was triggered directly, a few
-    /// nanoseconds per level.
-    pub(crate) fn resolve(this: &Arc<Node>) -> Option<(&Arc<Node>, Reason)> {
+    /// before it; this follows such names up to the node that was triggered directly, one
+    /// load per level.
+    pub(crate) fn resolve(this: &Arc<Node>) -> Option<&Arc<Node>> {
         let mut node = this;
         loop {
             let state = node.state.load(Ordering::Acquire);
             match state & TAG_MASK {
-                OWN_KIND => return Some((node, Reason::new(KINDS[field(state)]))),
-                OWN_RECORD => {
-                    let reason = node.cold.get()?.record.get()?.clone();
-                    return Some((node, reason));
-                }
+                OWN_KIND | OWN_RECORD => return Some(node),
                 INHERITED => node = node.parent_at(field(state))?,
                 _ => return None,
             }
         }
     }
 
+    /// The reason of a node that was triggered directly; `None` for any other node.
+    pub(crate) fn own_reason(&self) -> Option<&Reason> {
+        let state = self.state.load(Ordering::Acquire);
+        match state & TAG_MASK {
+            OWN_KIND => KIND_REASONS.get(field(state)),
+            OWN_RECORD => self.cold.get()?.record.get(),
+            _ => None,
+        }
+    }
+
     /// The reason `this` was triggered with, if it is triggered.
     pub(crate) fn reason(this: &Arc<Node>) -> Option<Reason> {
-        Node::resolve(this).map(|(_, reason)| reason)
+        Node::resolve(this)?.own_reason().cloned()
     }
 
     /// The node whose trigger fired `this`, if `this` is triggered.
     pub(crate) fn origin(this: &Arc<Node>) -> Option<Arc<Node>> {
-        Node::resolve(this).map(|(origin, _)| Arc::clone(origin))
+        Node::resolve(this).map(Arc::clone)
     }
 
     /// Triggers `this` with `reason` and every descendant. Returns `false` if the token was

@@ -12,7 +12,7 @@ use crate::callback::{self, CallbackGuard};
 use crate::error::Cancelled;
 use crate::guard::DropGuard;
 use crate::node::Node;
-use crate::reason::{Reason, ReasonKind};
+use crate::reason::Reason;
 use crate::run::{CancelStream, CancelStreamOwned, CancellableWait, Run, RunOwned};
 use crate::sync::Arc;
 use crate::wait::{self, Wait, WaitOwned};
@@ -274,11 +274,8 @@ impl CancelToken {
     #[cold]
     #[inline(never)]
     fn cancelled(&self) -> Cancelled {
-        match Node::resolve(&self.node) {
-            Some((origin, reason)) => Cancelled::new(reason, origin),
-            // A state word is never cleared: a token seen triggered stays resolvable.
-            None => Cancelled::new(Reason::new(ReasonKind::Manual), &self.node),
-        }
+        // A state word is never cleared, so a token seen triggered always has an origin.
+        Cancelled::new(Node::resolve(&self.node).unwrap_or(&self.node))
     }
 
     /// A future that resolves once the token is triggered.
