@@ -18,8 +18,8 @@
 //! triggered by a walk from an ancestor names, in the word, the parent the walk came through
 //! and the walk's number: its reason and origin are that parent's, found by following such
 //! names upwards (see [`Node::resolve`]). So a walk claims each descendant with one
-//! compare-and-swap and no reference count, and a descendant always carries what its parent
-//! carries, whichever walk reached it first.
+//! compare-and-swap and copies nothing into it, and a descendant always carries what its
+//! parent carries, whichever walk reached it first.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -94,15 +94,50 @@ fn walk_of(state: u64) -> u64 {
     }
 }
 
-/// Numbers walks from 1 (0 marks a token born triggered). A plain std counter under loom too:
-/// it only has to hand out distinct numbers, and nothing synchronises through it.
-static NEXT_WALK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Hands out blocks of walk numbers to threads. A plain std counter under loom too: it only
+/// has to hand out distinct numbers, and nothing synchronises through it.
+static NEXT_WALK_BLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// A number for a new walk. The 40 bits wrap after a trillion walks; two walks could only be
+/// How many walk numbers a thread takes at a time, so that threads triggering at the same
+/// moment do not all write to one shared cache line.
+const WALK_BLOCK: u64 = 1024;
+
+std::thread_local! {
+    /// The rest of this thread's block of walk numbers: the next one and the end.
+    static WALK_NUMBERS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// A number for a new walk, never 0. (0 is the number in the word of a token born triggered,
+/// which no walk can reach, or of one `any` found a parent triggered for while linking it,
+/// which walks from the parents linked before may reach: they treat it as another trigger's,
+/// and walk below it once.) The 40 bits wrap after a trillion walks; two walks could only be
 /// confused if one were still running while a trillion others started.
 fn new_walk_number() -> u64 {
-    let numbers = (1 << (64 - WALK_SHIFT)) - 1;
-    NEXT_WALK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % numbers + 1
+    let take_block = || NEXT_WALK_BLOCK.fetch_add(WALK_BLOCK, std::sync::atomic::Ordering::Relaxed);
+    let raw = WALK_NUMBERS
+        .try_with(|numbers| {
+            let (mut next, mut end) = numbers.get();
+            if next == end {
+                next = take_block();
+                end = next + WALK_BLOCK;
+            }
+            numbers.set((next + 1, end));
+            next
+        })
+        // Only while the thread's locals are being destroyed.
+        .unwrap_or_else(|_| take_block());
+    raw % ((1 << (64 - WALK_SHIFT)) - 1) + 1
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// Parent-list entries [`Node::index_of`] looked at on this thread, for the test that
+    /// triggering the parents of a large `any` one by one stays linear.
+    pub(crate) static INDEX_STEPS: Cell<usize> = const { Cell::new(0) };
+
+    /// Nodes walks on this thread expanded, for the test that triggering a chain bottom-up
+    /// stays linear.
+    pub(crate) static EXPANSIONS: Cell<usize> = const { Cell::new(0) };
 }
 
 thread_local! {
@@ -161,7 +196,8 @@ struct Links {
 struct ParentLink {
     node: Arc<Node>,
     /// Written once, under the parent's lock, before the child is handed out; `UNLINKED` if
-    /// the parent turned out to be triggered and nothing was inserted.
+    /// nothing was inserted: the token was born triggered (the link then only keeps the
+    /// origin alive), or `any` found this parent, or an earlier one, triggered while linking.
     key: AtomicUsize,
 }
 
@@ -233,6 +269,18 @@ impl Node {
         }
     }
 
+    /// A token born triggered from `source`: it inherits the reason and origin of `source`,
+    /// and keeps only that origin alive (as its one, unlinked, parent), since nothing can
+    /// reach it through a link.
+    fn born_triggered(source: &Arc<Node>, cold: OnceLock<Box<Cold>>) -> Node {
+        let origin = Node::resolve(source).unwrap_or(source);
+        Node {
+            state: AtomicU64::new(inherited(0, 0)),
+            cold,
+            parent: Some(ParentLink::new(origin)),
+        }
+    }
+
     /// Cold state for a new node: only a name needs it from the start.
     #[inline]
     fn cold_for(name: Option<Cow<'static, str>>) -> OnceLock<Box<Cold>> {
@@ -296,12 +344,15 @@ impl Node {
         let Some(cold) = self.cold.get() else {
             return 0;
         };
-        cold.parents
+        let index = cold
+            .parents
             .iter()
             .flatten()
             .chain(&cold.more_parents)
-            .position(|link| Arc::ptr_eq(&link.node, parent))
-            .map_or(0, |index| index as u32)
+            .position(|link| Arc::ptr_eq(&link.node, parent));
+        #[cfg(test)]
+        INDEX_STEPS.with(|steps| steps.set(steps.get() + index.map_or(0, |index| index + 1)));
+        index.map_or(0, |index| index as u32)
     }
 
     /// The token whose trigger fired `this`, if `this` is triggered: the node that was
@@ -347,7 +398,8 @@ impl Node {
     ///
     /// When this returns `true`, every descendant reports triggered, even one that another
     /// thread was triggering at the same moment: such a subtree is walked again rather than
-    /// trusted to the other thread, and no trigger ever waits for another. Callbacks run last,
+    /// trusted to the other thread, and no trigger waits for another's walk (only, briefly,
+    /// for wake-ups another trigger has started on a node both reach). Callbacks run last,
     /// in registration order, with no lock held; the first callback panic is resumed after all
     /// have run.
     pub(crate) fn trigger(this: &Arc<Node>, reason: Reason) -> bool {
@@ -383,13 +435,7 @@ impl Node {
     pub(crate) fn child(this: &Arc<Node>, name: Option<Cow<'static, str>>) -> Arc<Node> {
         let cold = Node::cold_for(name);
         if this.is_triggered() {
-            // Born triggered: it names its parent as the one it inherits from, and it is linked
-            // to nothing, so no walk ever reaches it.
-            return Arc::new(Node {
-                state: AtomicU64::new(inherited(0, 0)),
-                cold,
-                parent: Some(ParentLink::new(this)),
-            });
+            return Arc::new(Node::born_triggered(this, cold));
         }
         // Everything is allocated before the parent's lock is taken, so the critical section
         // that other threads may wait on is only "check the flag, insert".
@@ -432,6 +478,10 @@ impl Node {
         name: Option<Cow<'static, str>>,
         limit: usize,
     ) -> Arc<Node> {
+        debug_assert!(limit >= 2, "groups of one would never shrink");
+        if let Some(parent) = parents.iter().find(|parent| parent.is_triggered()) {
+            return Arc::new(Node::born_triggered(parent, Node::cold_for(name)));
+        }
         if parents.len() > limit {
             let groups: Vec<Arc<Node>> = parents
                 .chunks(limit)
@@ -439,14 +489,6 @@ impl Node {
                 .collect();
             let groups: Vec<&Arc<Node>> = groups.iter().collect();
             return Node::any_grouped(&groups, name, limit);
-        }
-        if let Some(parent) = parents.iter().find(|parent| parent.is_triggered()) {
-            let cold = Cold::with_parents(name, [Some(ParentLink::new(parent)), None], Vec::new());
-            return Arc::new(Node {
-                state: AtomicU64::new(inherited(0, 0)),
-                cold: OnceLock::from(cold),
-                parent: None,
-            });
         }
         let mut links = parents.iter().map(|parent| ParentLink::new(parent));
         let inline = [links.next(), links.next()];
@@ -642,12 +684,16 @@ impl std::hash::Hash for ByAddress {
 /// The index of the origin's reason among a walk's reasons.
 const ORIGIN_REASON: u32 = 0;
 
+/// The parent index of a [`Pending`] node that was triggered already when it was reached: it
+/// is never claimed (a state word is never reset), so the index is not looked up.
+const UNKNOWN_PARENT: u32 = u32::MAX;
+
 /// A node a walk has reached and is still to visit. (Two `u32`s keep it at 16 bytes: a walk
 /// of 10,000 children queues 10,000 of these.)
 struct Pending {
     node: Arc<Node>,
     /// The index, among the node's parents, of the parent it was reached from (below
-    /// [`MAX_PARENTS`]).
+    /// [`MAX_PARENTS`]), or [`UNKNOWN_PARENT`].
     parent: u32,
     /// The index of the reason its callbacks receive (see [`Walk::reason`]).
     reason: u32,
@@ -663,7 +709,7 @@ struct Pending {
 /// carry the other trigger's reason, whoever gets to them first.
 struct Walk<'a> {
     origin: &'a Arc<Node>,
-    /// This walk's number, drawn when it claims its first descendant; 0 until then.
+    /// This walk's number, drawn when it visits its first descendant; 0 until then.
     number: u64,
     /// The origin's reason: the reason of every node below it, unless another trigger's
     /// origin lies between.
@@ -759,7 +805,7 @@ impl<'a> Walk<'a> {
             return true;
         };
         if walk_of(state) != number {
-            self.meet_foreign(&pending.node);
+            self.meet_foreign(pending, state);
         }
         false
     }
@@ -767,7 +813,8 @@ impl<'a> Walk<'a> {
     /// Goes below a node that another trigger reached first, unless that trigger's walk (or
     /// a later one through the node) has finished. A node without cold state has nothing to
     /// expand: no children, waiters or callbacks.
-    fn meet_foreign(&mut self, node: &Arc<Node>) {
+    fn meet_foreign(&mut self, pending: &Pending, state: u64) {
+        let node = &pending.node;
         let Some(cold) = visible_cold(node) else {
             return;
         };
@@ -781,14 +828,22 @@ impl<'a> Walk<'a> {
         if !first {
             return;
         }
-        let Some(reason) = Node::reason(node) else {
-            return;
+        // A node claimed through the parent this walk came from has that parent's reason,
+        // which this walk already carries: no need to look it up (a walk trailing another
+        // down a deep chain would otherwise pay the whole depth at every level).
+        let same_parent = state & TAG_MASK == INHERITED && field(state) == pending.parent as usize;
+        let reason = if same_parent {
+            pending.reason
+        } else if let Some(reason) = Node::reason(node) {
+            self.foreign_reasons.push(reason);
+            // A walk would need more than 4 billion foreign subtrees (terabytes of tokens) to
+            // run out of indexes.
+            u32::try_from(self.foreign_reasons.len()).unwrap_or(u32::MAX)
+        } else {
+            // Unreachable (a triggered node always has an origin); walk below it anyway.
+            pending.reason
         };
-        self.foreign_reasons.push(reason);
-        // A walk would need more than 4 billion foreign subtrees (terabytes of tokens) to
-        // run out of indexes.
-        let index = u32::try_from(self.foreign_reasons.len()).unwrap_or(u32::MAX);
-        self.expand_cold(node, cold, index);
+        self.expand_cold(node, cold, reason);
         self.expanded.push(Arc::clone(node));
     }
 
@@ -813,6 +868,8 @@ impl<'a> Walk<'a> {
     /// [`Walk::expand`] for a node whose cold state the caller found after its state word was
     /// set (and, if the first look found none, after a fence).
     fn expand_cold(&mut self, node: &Arc<Node>, cold: &Cold, reason: u32) {
+        #[cfg(test)]
+        EXPANSIONS.with(|expansions| expansions.set(expansions.get() + 1));
         let mut links = lock(&cold.links);
         let mut wakers = None;
         let mut timer = None;
@@ -831,7 +888,14 @@ impl<'a> Walk<'a> {
         // is done must be able to walk them too.
         self.work.reserve(links.children.len());
         for child in links.children.iter().filter_map(Weak::upgrade) {
-            let parent = child.index_of(node);
+            // A child already triggered will not be claimed, so its parent index is not
+            // needed: looking it up only for the others keeps triggering the parents of a
+            // large `any` one after another linear.
+            let parent = if child.is_triggered() {
+                UNKNOWN_PARENT
+            } else {
+                child.index_of(node)
+            };
             self.work.push(Pending {
                 node: child,
                 parent,

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Waker};
 
-use crate::node::Node;
+use crate::node::{Node, EXPANSIONS, INDEX_STEPS};
 use crate::CancelToken;
 
 fn poll_pending<F: Future + Unpin>(future: &mut F) {
@@ -210,4 +210,73 @@ fn any_over_more_parents_than_a_state_word_indexes_groups_them() {
     let any = CancelToken::from_arc(Node::any_grouped(&nodes, None, 3));
     assert_eq!(any.triggered_token().as_ref(), Some(&fresh[8]));
     assert_eq!(any.reason().unwrap().message(), Some("eight"));
+}
+
+/// Triggering the parents of one large `any` one after another: only the first trigger looks
+/// up the token's index among its parents; the others find it triggered.
+#[test]
+fn triggering_the_parents_of_a_large_any_one_by_one_stays_linear() {
+    const PARENTS: usize = 2_000;
+    let parents: Vec<CancelToken> = (0..PARENTS).map(|_| CancelToken::new()).collect();
+    let any = CancelToken::any(&parents);
+    INDEX_STEPS.with(|steps| steps.set(0));
+    for parent in parents.iter().rev() {
+        parent.trigger();
+    }
+    assert_eq!(any.triggered_token().as_ref(), parents.last());
+    let steps = INDEX_STEPS.with(std::cell::Cell::get);
+    assert!(
+        steps <= PARENTS,
+        "{steps} parent-list steps for {PARENTS} triggers"
+    );
+}
+
+/// Triggering a chain from the leaf up: each trigger finds the one below it finished and
+/// skips its subtree, so every node is expanded once, not once per trigger above it.
+#[test]
+fn triggering_a_chain_bottom_up_expands_each_node_once() {
+    const DEPTH: usize = 1_000;
+    let mut chain = vec![CancelToken::new()];
+    for _ in 0..DEPTH {
+        let next = chain.last().unwrap().child();
+        chain.push(next);
+    }
+    EXPANSIONS.with(|expansions| expansions.set(0));
+    for token in chain.iter().rev() {
+        assert!(token.trigger());
+    }
+    let expansions = EXPANSIONS.with(std::cell::Cell::get);
+    assert!(
+        expansions <= 2 * (DEPTH + 1),
+        "{expansions} expansions for a chain of {}",
+        DEPTH + 1
+    );
+    for token in &chain {
+        assert_eq!(token.triggered_token().as_ref(), Some(token));
+    }
+}
+
+/// A token born triggered keeps only the origin of its reason alive, not the source it was
+/// made from: here a callback's closure on a source that nothing else holds is released.
+#[test]
+fn a_token_born_triggered_keeps_only_its_origin_alive() {
+    use std::sync::Arc;
+
+    let origin = CancelToken::named("origin");
+    let other = CancelToken::new();
+    let any = CancelToken::any([&origin, &other]);
+    let marker = Arc::new(());
+    let held = Arc::clone(&marker);
+    other.on_cancel(move |_| drop(held)).detach();
+    drop(other);
+    origin.trigger();
+    let born = any.child();
+    drop(any);
+    assert_eq!(
+        Arc::strong_count(&marker),
+        1,
+        "the untriggered source and its callback are released"
+    );
+    assert_eq!(born.triggered_token().as_ref(), Some(&origin));
+    assert_eq!(origin.registrations(), (0, 0));
 }

@@ -79,6 +79,22 @@ fn ten_million_children_created_and_dropped_keep_memory_flat() {
 }
 
 /// The same for chains, whose sources both live throughout.
+/// `any` names the parent a trigger came through by an index of 22 bits: one more parent than
+/// that still works (the parents are grouped), and the last one, past the index's range, is
+/// named when it fires.
+#[test]
+#[ignore = "soak: run in release with --ignored"]
+fn any_over_more_parents_than_a_state_word_indexes() {
+    const PARENTS: usize = (1 << 22) + 1;
+    let parents: Vec<CancelToken> = (0..PARENTS).map(|_| CancelToken::new()).collect();
+    let any = CancelToken::any(&parents);
+    assert!(!any.is_triggered());
+    parents[PARENTS - 1].trigger_with("the last one");
+    assert!(any.is_triggered());
+    assert_eq!(any.triggered_token().as_ref(), Some(&parents[PARENTS - 1]));
+    assert_eq!(any.reason().unwrap().message(), Some("the last one"));
+}
+
 #[test]
 #[ignore = "soak: run in release with --ignored"]
 fn ten_million_chains_created_and_dropped_keep_memory_flat() {

@@ -122,6 +122,27 @@ fn an_any_created_during_a_trigger_ends_triggered_with_the_origins_reason() {
     });
 }
 
+/// `any` racing a trigger of its second source: whether the trigger reaches the new token
+/// through its link, before `any` links it, or while `any` is linking it (when `any` triggers
+/// it itself), a later trigger of the first source, which may walk to it, leaves it with the
+/// second source's reason and origin.
+#[test]
+fn an_any_triggered_while_linking_keeps_its_reason_when_an_earlier_source_fires() {
+    model(|| {
+        let a = CancelToken::named("a");
+        let b = CancelToken::named("b");
+        let trigger = b.clone();
+        let t = thread::spawn(move || trigger.trigger_with("b"));
+        let any = CancelToken::any([&a, &b]);
+        t.join().unwrap();
+        assert!(any.is_triggered());
+        assert!(a.trigger_with("a"));
+        assert_eq!(any.triggered_token().as_ref(), Some(&b));
+        assert_eq!(any.reason().unwrap().message(), Some("b"));
+        assert_eq!(any.child().triggered_token().as_ref(), Some(&b));
+    });
+}
+
 #[test]
 fn dropping_a_child_during_a_trigger_neither_panics_nor_leaks() {
     model(|| {

@@ -630,3 +630,29 @@ fn a_flag_set_from_another_handle_is_seen_without_locking() {
     stop.store(true, Ordering::Relaxed);
     assert!(seen.into_iter().all(|s| s));
 }
+
+/// Every kind of reason without a message survives the trip through the token's state word,
+/// on the token itself, on its descendants, in the error, and in its callbacks.
+#[test]
+fn every_reason_kind_without_a_message_reaches_the_token_its_descendants_and_callbacks() {
+    for kind in ALL_KINDS {
+        let token = CancelToken::new();
+        let child = token.child();
+        let grandchild = child.child();
+        let chained = CancelToken::new().chain(&grandchild);
+        let heard = Arc::new(std::sync::Mutex::new(None));
+        let log = Arc::clone(&heard);
+        let _guard = chained.on_cancel(move |reason| *log.lock().unwrap() = Some(reason.clone()));
+        assert!(token.trigger_with(kind));
+        for tok in [&token, &child, &grandchild, &chained] {
+            assert_eq!(tok.reason(), Some(Reason::new(kind)), "{kind}");
+            let err = tok.raise_if_triggered().unwrap_err();
+            assert_eq!(err.kind(), kind);
+            assert_eq!(err.token(), &token);
+        }
+        assert_eq!(heard.lock().unwrap().clone(), Some(Reason::new(kind)));
+        // Born triggered below it: the same reason and origin.
+        assert_eq!(chained.child().reason(), Some(Reason::new(kind)));
+        assert_eq!(chained.child().triggered_token().as_ref(), Some(&token));
+    }
+}

@@ -470,3 +470,29 @@ fn plain_threads_blocked_in_wait_blocking_wake_on_a_trigger_from_a_plain_thread(
         assert!(triggerer.join().unwrap());
     });
 }
+
+/// The first waiter of a token is kept inline and the others beside it: a waiter that leaves
+/// frees its place for the next, and a trigger wakes every one, wherever it is kept.
+#[test]
+fn waiters_leaving_and_arriving_are_all_woken_wherever_they_are_kept() {
+    let token = CancelToken::new();
+    let (first, second, third) = (
+        CountingWaker::new(),
+        CountingWaker::new(),
+        CountingWaker::new(),
+    );
+    let mut a = token.wait();
+    let mut b = token.wait();
+    assert!(poll_with(&mut a, &first).is_pending());
+    assert!(poll_with(&mut b, &second).is_pending());
+    drop(a);
+    let mut c = token.wait();
+    assert!(poll_with(&mut c, &third).is_pending());
+    // Re-polling keeps one registration each.
+    assert!(poll_with(&mut b, &second).is_pending());
+    assert!(poll_with(&mut c, &third).is_pending());
+    token.trigger();
+    assert_eq!((first.count(), second.count(), third.count()), (0, 1, 1));
+    assert!(poll_with(&mut b, &second).is_ready());
+    assert!(poll_with(&mut c, &third).is_ready());
+}
