@@ -850,6 +850,16 @@ fn overlapping_round(seed: u64) {
             below[rng.usize(..below.len())]
         });
     }
+    // Callbacks on a third of the nodes: whichever walk runs one, it gets its own token's
+    // reason.
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let guards: Vec<_> = (0..GRAPH)
+        .filter(|k| k % 3 == 0)
+        .map(|k| {
+            let heard = Arc::clone(&heard);
+            tokens[k].on_cancel(move |reason| heard.lock().unwrap().push((k, reason.clone())))
+        })
+        .collect();
     let tokens = Arc::new(tokens);
     let barrier = Arc::new(std::sync::Barrier::new(picked.len()));
     let threads: Vec<_> = picked
@@ -901,6 +911,17 @@ fn overlapping_round(seed: u64) {
     for &k in &picked {
         assert!(descendants(k).iter().all(|&d| tokens[d].is_triggered()));
     }
+    let mut heard = heard.lock().unwrap().clone();
+    heard.sort_by_key(|(k, _)| *k);
+    let expected: Vec<usize> = (0..GRAPH)
+        .filter(|k| k % 3 == 0 && tokens[*k].is_triggered())
+        .collect();
+    let ran: Vec<usize> = heard.iter().map(|(k, _)| *k).collect();
+    assert_eq!(ran, expected, "each triggered node's callback ran once");
+    for (k, reason) in heard {
+        assert_eq!(Some(reason), tokens[k].reason(), "the callback of node {k}");
+    }
+    drop(guards);
 }
 
 // ---------------------------------------------------------------------------------------------
