@@ -438,7 +438,7 @@ impl Node {
             return Arc::new(Node::born_triggered(this, cold));
         }
         // Everything is allocated before the parent's lock is taken, so the critical section
-        // that other threads may wait on is only "check the flag, insert".
+        // that other threads may wait on is only "check the state word, insert".
         let child = Arc::new(Node {
             state: AtomicU64::new(UNTRIGGERED),
             cold,
@@ -959,7 +959,7 @@ impl<'a> Walk<'a> {
 /// The cold state of a triggered `node`, if it has any. Cold state that is already visible is
 /// locked by the caller, and the lock orders the walk with any registration. Only its absence
 /// needs the fence that pairs with the one in `Node::cold`: a registration that made it
-/// concurrently either is seen after the fence, or sees the flag itself.
+/// concurrently either is seen after the fence, or sees the state word itself.
 fn visible_cold(node: &Node) -> Option<&Cold> {
     let cold = node.cold.get().or_else(|| {
         fence(Ordering::SeqCst);
