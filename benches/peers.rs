@@ -12,31 +12,21 @@ use std::future::{ready, Future};
 use std::hint::black_box;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+mod common;
+
+use common::{
+    ours_chain, ours_children, ours_waiting, poll, tokio_chain, tokio_children, tokio_waiting,
+    two_threads, waker,
+};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use event_listener::Event;
 
 use cancel_token::CancelToken;
 use tokio_util::sync::CancellationToken;
-
-/// A waker like an executor's: cloning it is a reference-count increment.
-struct TaskWaker;
-
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {}
-    fn wake_by_ref(self: &Arc<Self>) {}
-}
-
-fn waker() -> Waker {
-    Waker::from(Arc::new(TaskWaker))
-}
-
-fn poll<F: Future + Unpin>(future: &mut F, cx: &mut Context<'_>) -> Poll<F::Output> {
-    Pin::new(future).poll(cx)
-}
 
 /// The floor: what an async-aware flag costs with nothing else.
 struct Floor {
@@ -201,15 +191,7 @@ fn trigger_wake(c: &mut Criterion) {
 
         g.bench_function("cancel-token", |b| {
             b.iter_batched(
-                || {
-                    let token = CancelToken::new();
-                    let mut waits: Vec<_> =
-                        (0..waiters).map(|_| token.clone().wait_owned()).collect();
-                    for wait in &mut waits {
-                        assert!(poll(wait, &mut Context::from_waker(&waker)).is_pending());
-                    }
-                    (token, waits)
-                },
+                || ours_waiting(waiters, &waker),
                 |(token, mut waits)| {
                     token.trigger();
                     for wait in &mut waits {
@@ -223,19 +205,7 @@ fn trigger_wake(c: &mut Criterion) {
         let mut cx = Context::from_waker(&waker);
         g.bench_function("tokio-util", |b| {
             b.iter_batched(
-                || {
-                    let token = CancellationToken::new();
-                    let mut waits: Vec<_> = (0..waiters)
-                        .map(|_| Box::pin(token.clone().cancelled_owned()))
-                        .collect();
-                    for wait in &mut waits {
-                        assert!(wait
-                            .as_mut()
-                            .poll(&mut Context::from_waker(&waker))
-                            .is_pending());
-                    }
-                    (token, waits)
-                },
+                || tokio_waiting(waiters, &waker),
                 |(token, mut waits)| {
                     token.cancel();
                     for wait in &mut waits {
@@ -301,15 +271,7 @@ fn trigger_tree(c: &mut Criterion) {
     let mut g = c.benchmark_group("trigger/1000-deep-chain");
     g.bench_function("cancel-token", |b| {
         b.iter_batched(
-            || {
-                let root = CancelToken::new();
-                let mut chain = vec![root.clone()];
-                for _ in 0..1000 {
-                    let next = chain.last().unwrap().child();
-                    chain.push(next);
-                }
-                chain
-            },
+            || ours_chain(1000),
             |chain| {
                 chain[0].trigger();
                 chain
@@ -319,15 +281,7 @@ fn trigger_tree(c: &mut Criterion) {
     });
     g.bench_function("tokio-util", |b| {
         b.iter_batched(
-            || {
-                let root = CancellationToken::new();
-                let mut chain = vec![root.clone()];
-                for _ in 0..1000 {
-                    let next = chain.last().unwrap().child_token();
-                    chain.push(next);
-                }
-                chain
-            },
+            || tokio_chain(1000),
             |chain| {
                 chain[0].cancel();
                 chain
@@ -340,11 +294,7 @@ fn trigger_tree(c: &mut Criterion) {
     let mut g = c.benchmark_group("trigger/10000-children");
     g.bench_function("cancel-token", |b| {
         b.iter_batched(
-            || {
-                let root = CancelToken::new();
-                let children: Vec<_> = (0..10_000).map(|_| root.child()).collect();
-                (root, children)
-            },
+            || ours_children(10_000),
             |(root, children)| {
                 root.trigger();
                 (root, children)
@@ -354,11 +304,7 @@ fn trigger_tree(c: &mut Criterion) {
     });
     g.bench_function("tokio-util", |b| {
         b.iter_batched(
-            || {
-                let root = CancellationToken::new();
-                let children: Vec<_> = (0..10_000).map(|_| root.child_token()).collect();
-                (root, children)
-            },
+            || tokio_children(10_000),
             |(root, children)| {
                 root.cancel();
                 (root, children)
@@ -460,27 +406,6 @@ fn first_poll_wait(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-/// Two threads hammering one parent: clone, check, make a child and drop both, `iters` times
-/// each. Returns the wall time for both to finish.
-fn two_threads<T: Send + Sync>(iters: u64, parent: &T, work: impl Fn(&T) + Sync) -> Duration {
-    let barrier = Barrier::new(2);
-    std::thread::scope(|scope| {
-        let worker = scope.spawn(|| {
-            barrier.wait();
-            for _ in 0..iters {
-                work(parent);
-            }
-        });
-        barrier.wait();
-        let start = Instant::now();
-        for _ in 0..iters {
-            work(parent);
-        }
-        worker.join().expect("worker");
-        start.elapsed()
-    })
 }
 
 fn contended(c: &mut Criterion) {

@@ -7,28 +7,21 @@
 //!
 //! Run: `cargo bench --bench ratios` (about a minute).
 
+mod common;
+
 use std::future::{ready, Future};
 use std::hint::black_box;
-use std::pin::Pin;
-use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 use cancel_token::CancelToken;
+use common::{
+    ours_chain, ours_children, ours_waiting, poll, tokio_chain, tokio_children, tokio_waiting,
+    two_threads, waker,
+};
 use tokio_util::sync::CancellationToken;
 
 const ROUNDS: usize = 201;
-
-/// A waker like an executor's: cloning it is a reference-count increment.
-struct TaskWaker;
-
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {}
-}
-
-fn poll<F: Future + Unpin>(future: &mut F, cx: &mut Context<'_>) -> Poll<F::Output> {
-    Pin::new(future).poll(cx)
-}
 
 /// Nanoseconds per run of `op`, over `iters` runs in one stretch.
 fn stretch(iters: u32, mut op: impl FnMut()) -> f64 {
@@ -57,26 +50,6 @@ fn batched<T, R>(iters: u32, mut setup: impl FnMut() -> T, mut op: impl FnMut(T)
     per(total, iters)
 }
 
-/// Two threads cloning, checking and making children of one shared parent.
-fn two_threads<T: Sync>(iters: u32, parent: &T, work: impl Fn(&T) + Sync) -> f64 {
-    let barrier = Barrier::new(2);
-    std::thread::scope(|scope| {
-        let worker = scope.spawn(|| {
-            barrier.wait();
-            for _ in 0..iters {
-                work(parent);
-            }
-        });
-        barrier.wait();
-        let start = Instant::now();
-        for _ in 0..iters {
-            work(parent);
-        }
-        worker.join().expect("worker");
-        per(start.elapsed(), iters)
-    })
-}
-
 /// One target: a sample of each side, and the ratio the issue asks for.
 struct Target {
     name: &'static str,
@@ -86,7 +59,7 @@ struct Target {
 }
 
 fn targets() -> Vec<Target> {
-    let waker = Waker::from(Arc::new(TaskWaker));
+    let waker = waker();
     let ours_parent = CancelToken::new();
     let ours_siblings: Vec<_> = (0..10_000).map(|_| ours_parent.child()).collect();
     let tokio_parent = CancellationToken::new();
@@ -152,15 +125,7 @@ fn targets() -> Vec<Target> {
                 let mut cx = Context::from_waker(&w1);
                 batched(
                     2,
-                    || {
-                        let token = CancelToken::new();
-                        let mut waits: Vec<_> =
-                            (0..10_000).map(|_| token.clone().wait_owned()).collect();
-                        for wait in &mut waits {
-                            assert!(poll(wait, &mut Context::from_waker(&w1)).is_pending());
-                        }
-                        (token, waits)
-                    },
+                    || ours_waiting(10_000, &w1),
                     |(token, mut waits)| {
                         token.trigger();
                         for wait in &mut waits {
@@ -174,17 +139,7 @@ fn targets() -> Vec<Target> {
                 let mut cx = Context::from_waker(&w2);
                 batched(
                     2,
-                    || {
-                        let token = CancellationToken::new();
-                        let mut waits: Vec<_> = (0..10_000)
-                            .map(|_| Box::pin(token.clone().cancelled_owned()))
-                            .collect();
-                        for wait in &mut waits {
-                            let mut cx = Context::from_waker(&w2);
-                            assert!(wait.as_mut().poll(&mut cx).is_pending());
-                        }
-                        (token, waits)
-                    },
+                    || tokio_waiting(10_000, &w2),
                     |(token, mut waits)| {
                         token.cancel();
                         for wait in &mut waits {
@@ -201,14 +156,7 @@ fn targets() -> Vec<Target> {
             ours: Box::new(|| {
                 batched(
                     10,
-                    || {
-                        let mut chain = vec![CancelToken::new()];
-                        for _ in 0..1000 {
-                            let next = chain.last().expect("a root").child();
-                            chain.push(next);
-                        }
-                        chain
-                    },
+                    || ours_chain(1000),
                     |chain| {
                         chain[0].trigger();
                         chain
@@ -218,14 +166,7 @@ fn targets() -> Vec<Target> {
             theirs: Box::new(|| {
                 batched(
                     10,
-                    || {
-                        let mut chain = vec![CancellationToken::new()];
-                        for _ in 0..1000 {
-                            let next = chain.last().expect("a root").child_token();
-                            chain.push(next);
-                        }
-                        chain
-                    },
+                    || tokio_chain(1000),
                     |chain| {
                         chain[0].cancel();
                         chain
@@ -239,11 +180,7 @@ fn targets() -> Vec<Target> {
             ours: Box::new(|| {
                 batched(
                     3,
-                    || {
-                        let root = CancelToken::new();
-                        let children: Vec<_> = (0..10_000).map(|_| root.child()).collect();
-                        (root, children)
-                    },
+                    || ours_children(10_000),
                     |(root, children)| {
                         root.trigger();
                         (root, children)
@@ -253,11 +190,7 @@ fn targets() -> Vec<Target> {
             theirs: Box::new(|| {
                 batched(
                     3,
-                    || {
-                        let root = CancellationToken::new();
-                        let children: Vec<_> = (0..10_000).map(|_| root.child_token()).collect();
-                        (root, children)
-                    },
+                    || tokio_children(10_000),
                     |(root, children)| {
                         root.cancel();
                         (root, children)
@@ -296,21 +229,23 @@ fn targets() -> Vec<Target> {
             ours: Box::new({
                 let parent = CancelToken::new();
                 move || {
-                    two_threads(5_000, &parent, |parent| {
+                    let total = two_threads(5_000, &parent, |parent| {
                         let handle = parent.clone();
                         black_box(handle.is_triggered());
                         black_box(handle.child());
-                    })
+                    });
+                    per(total, 5_000)
                 }
             }),
             theirs: Box::new({
                 let parent = CancellationToken::new();
                 move || {
-                    two_threads(5_000, &parent, |parent| {
+                    let total = two_threads(5_000, &parent, |parent| {
                         let handle = parent.clone();
                         black_box(handle.is_cancelled());
                         black_box(handle.child_token());
-                    })
+                    });
+                    per(total, 5_000)
                 }
             }),
         },
