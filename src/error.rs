@@ -59,9 +59,7 @@ impl Cancelled {
     /// assert_eq!(err.reason().kind(), ReasonKind::Superseded);
     /// ```
     pub fn reason(&self) -> &Reason {
-        static MANUAL: Reason = Reason::new(ReasonKind::Manual);
-        // The origin of a trigger always has its own reason; the fallback is unreachable.
-        self.token.node().own_reason().unwrap_or(&MANUAL)
+        self.token.node().origin_reason()
     }
 
     /// Shorthand for `self.reason().kind()`.

@@ -383,6 +383,13 @@ impl Node {
         }
     }
 
+    /// The reason of a node that was triggered directly (an origin, as [`Node::resolve`]
+    /// gives): where its state word says it is. (Manual for any other node, which callers
+    /// never pass.)
+    pub(crate) fn origin_reason(&self) -> &Reason {
+        self.own_reason().unwrap_or(&KIND_REASONS[0])
+    }
+
     /// The reason `this` was triggered with, if it is triggered.
     pub(crate) fn reason(this: &Arc<Node>) -> Option<Reason> {
         Node::resolve(this)?.own_reason().cloned()
@@ -413,7 +420,7 @@ impl Node {
             // The record goes in first, so a state word never names a missing one. Of two such
             // triggers, the one whose record is in the cell is the trigger, whichever of them
             // stores the word (the other returns `false`, but only after the word is stored).
-            let ours = this.cold().record.set(reason.clone()).is_ok();
+            let ours = this.cold().record.set(reason).is_ok();
             match this.claim(OWN_RECORD) {
                 Ok(()) => ours,
                 Err(state) => ours && state == OWN_RECORD,
@@ -422,7 +429,7 @@ impl Node {
         if !won {
             return false;
         }
-        let mut walk = Walk::new(this, reason);
+        let mut walk = Walk::new(this, this.origin_reason());
         walk.expand(this, ORIGIN_REASON);
         walk.run();
         walk.finish();
@@ -713,7 +720,7 @@ struct Walk<'a> {
     number: u64,
     /// The origin's reason: the reason of every node below it, unless another trigger's
     /// origin lies between.
-    reason: Reason,
+    reason: &'a Reason,
     /// The reasons of the nodes another, unfinished trigger reached first and this walk went
     /// below, for the callbacks in their subtrees.
     foreign_reasons: Vec<Reason>,
@@ -730,7 +737,7 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    fn new(origin: &'a Arc<Node>, reason: Reason) -> Self {
+    fn new(origin: &'a Arc<Node>, reason: &'a Reason) -> Self {
         Walk {
             origin,
             number: 0,
@@ -753,8 +760,8 @@ impl<'a> Walk<'a> {
     /// The reason with index `index`: the origin's, or one of a foreign subtree.
     fn reason(&self, index: u32) -> &Reason {
         match (index as usize).checked_sub(1) {
-            None => &self.reason,
-            Some(foreign) => self.foreign_reasons.get(foreign).unwrap_or(&self.reason),
+            None => self.reason,
+            Some(foreign) => self.foreign_reasons.get(foreign).unwrap_or(self.reason),
         }
     }
 
