@@ -446,7 +446,7 @@ impl Node {
         }
         // Everything is allocated before the parent's lock is taken, so the critical section
         // that other threads may wait on is only "check the state word, insert".
-        let child = Arc::new(Node {
+        let mut child = Arc::new(Node {
             state: AtomicU64::new(UNTRIGGERED),
             cold,
             parent: Some(ParentLink::new(this)),
@@ -454,9 +454,18 @@ impl Node {
         let weak = Arc::downgrade(&child);
         let mut links = this.links();
         if this.is_triggered() {
-            // Triggered since the check above. Nothing else can see the child yet.
+            // Triggered since the check above. Nothing else can see the child yet, so it
+            // becomes a token born triggered, keeping only the origin alive like any other.
             drop(links);
-            child.state.store(inherited(0, 0), Ordering::Release);
+            drop(weak);
+            match Arc::get_mut(&mut child) {
+                Some(node) => {
+                    let cold = std::mem::take(&mut node.cold);
+                    *node = Node::born_triggered(this, cold);
+                }
+                // Unreachable (the `Weak` is gone and nobody else has the `Arc`).
+                None => child.state.store(inherited(0, 0), Ordering::Release),
+            }
             return child;
         }
         let key = links.children.insert(weak);
