@@ -98,6 +98,7 @@ mod guard;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+mod link;
 mod node;
 mod reason;
 mod registry;
@@ -108,6 +109,7 @@ mod sync;
 mod time;
 mod token;
 mod wait;
+mod walk;
 
 #[cfg(test)]
 mod tests;

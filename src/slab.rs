@@ -1,82 +1,96 @@
-//! A minimal slab: O(1) insert and O(1) removal by key, used for the children and callbacks
-//! registered on a token so that dropping a registration never scans a list.
+//! The slabs that hold a token's waiters and callbacks: O(1) insert and O(1) removal by a key
+//! the registrant keeps, so dropping a registration never scans a list.
+//!
+//! Keys are handed out to code the slab cannot reach (a `Wait` future, a `CallbackGuard`), so
+//! an entry never moves. What a slab can do is give memory back: removing the last entry pops
+//! every vacant slot before it, and a vector far larger than what it holds is shrunk. After a
+//! burst of registrations, the memory comes back even while an older entry lives; only entries
+//! registered during the burst and still alive keep their slots (see `docs/architecture.md`).
 
 use std::mem;
 
-/// Above this many retained slots an empty slab gives its memory back.
+/// Below this capacity a slab keeps its allocation for the next registrations.
 const SHRINK_THRESHOLD: usize = 64;
 
 pub(crate) struct Slab<T> {
-    entries: Vec<Entry<T>>,
-    /// Head of the free list; `entries.len()` when it is empty.
-    next_free: usize,
+    entries: Vec<Option<T>>,
+    /// Vacant keys to reuse. It may hold keys that were popped off the end since, or twice the
+    /// same key: [`Slab::insert`] checks each before use, and [`Slab::remove`] rebuilds the
+    /// list when most of it is stale.
+    free: Vec<usize>,
     len: usize,
-}
-
-enum Entry<T> {
-    Occupied(T),
-    Vacant(usize),
 }
 
 impl<T> Slab<T> {
     pub(crate) const fn new() -> Self {
         Slab {
             entries: Vec::new(),
-            next_free: 0,
+            free: Vec::new(),
             len: 0,
         }
     }
 
     pub(crate) fn insert(&mut self, value: T) -> usize {
-        let key = self.next_free;
-        if key == self.entries.len() {
-            self.entries.push(Entry::Occupied(value));
-            self.next_free = key + 1;
-        } else {
-            match mem::replace(&mut self.entries[key], Entry::Occupied(value)) {
-                Entry::Vacant(next) => self.next_free = next,
-                Entry::Occupied(_) => unreachable!("free list points at an occupied slot"),
+        self.len += 1;
+        while let Some(key) = self.free.pop() {
+            if let Some(slot @ None) = self.entries.get_mut(key) {
+                *slot = Some(value);
+                return key;
             }
         }
-        self.len += 1;
-        key
+        self.entries.push(Some(value));
+        self.entries.len() - 1
     }
 
     /// Removes the value under `key`, if that slot is occupied.
     pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
-        let slot = self.entries.get_mut(key)?;
-        if let Entry::Vacant(_) = slot {
-            return None;
-        }
-        let Entry::Occupied(value) = std::mem::replace(slot, Entry::Vacant(self.next_free)) else {
-            unreachable!()
-        };
-        self.next_free = key;
+        let value = self.entries.get_mut(key)?.take()?;
         self.len -= 1;
-        // Keep a small allocation for the next registration; give a large one back so a burst
-        // of registrations does not pin memory for the token's whole life.
-        if self.len == 0 && self.entries.capacity() > SHRINK_THRESHOLD {
-            self.entries = Vec::new();
-            self.next_free = 0;
+        if self.len == 0 {
+            // Keep a small allocation for the next registration; give a large one back.
+            if self.entries.capacity() > SHRINK_THRESHOLD {
+                self.entries = Vec::new();
+            } else {
+                self.entries.clear();
+            }
+            self.free = Vec::new();
+            return Some(value);
+        }
+        if key + 1 == self.entries.len() {
+            while let Some(None) = self.entries.last() {
+                self.entries.pop();
+            }
+            self.compact();
+        } else {
+            self.free.push(key);
         }
         Some(value)
     }
 
-    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
-        match self.entries.get_mut(key)? {
-            Entry::Occupied(value) => Some(value),
-            Entry::Vacant(_) => None,
+    /// Gives back what the trailing slots popped by [`Slab::remove`] no longer need.
+    fn compact(&mut self) {
+        let vacant = self.entries.len() - self.len;
+        if self.free.len() > 2 * vacant + SHRINK_THRESHOLD {
+            self.free.clear();
+            self.free.extend(
+                self.entries
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(key, slot)| slot.is_none().then_some(key)),
+            );
+            self.free.shrink_to_fit();
+        }
+        let capacity = self.entries.capacity();
+        if capacity > SHRINK_THRESHOLD && self.entries.len() * 4 < capacity {
+            self.entries.shrink_to(self.entries.len() * 2);
         }
     }
 
-    /// The values, in key order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.entries.iter().filter_map(|entry| match entry {
-            Entry::Occupied(value) => Some(value),
-            Entry::Vacant(_) => None,
-        })
+    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
+        self.entries.get_mut(key)?.as_mut()
     }
 
+    #[cfg(any(test, cancel_token_loom))]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -85,33 +99,23 @@ impl<T> Slab<T> {
         self.len == 0
     }
 
-    /// Takes every value out, leaving the slab empty and without an allocation.
-    pub(crate) fn take_all(&mut self) -> TakeAll<T> {
-        let entries = mem::take(&mut self.entries);
-        self.next_free = 0;
+    /// How many slots the slab holds, occupied or not: what a trigger walks through.
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Takes every value out, in key order, leaving the slab empty and without an allocation.
+    pub(crate) fn take_all(&mut self) -> impl Iterator<Item = T> {
         self.len = 0;
-        TakeAll(entries.into_iter())
+        self.free = Vec::new();
+        mem::take(&mut self.entries).into_iter().flatten()
     }
 }
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab::new()
-    }
-}
-
-/// The values of a slab emptied by [`Slab::take_all`], owned so no lock needs to be held while
-/// they are consumed.
-pub(crate) struct TakeAll<T>(std::vec::IntoIter<Entry<T>>);
-
-impl<T> Iterator for TakeAll<T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        self.0.by_ref().find_map(|entry| match entry {
-            Entry::Occupied(value) => Some(value),
-            Entry::Vacant(_) => None,
-        })
     }
 }
 
@@ -156,6 +160,12 @@ impl<T> InlineSlab<T> {
     #[cfg(any(test, cancel_token_loom))]
     pub(crate) fn len(&self) -> usize {
         usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    /// How many slots a trigger walks through, for the tests that slots are given back.
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> usize {
+        1 + self.more.slots()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -220,9 +230,7 @@ mod tests {
         assert_eq!(slab.remove(b), None, "a slot is removed once");
         assert_eq!(slab.insert('d'), b);
         assert_eq!(slab.len(), 3);
-        let mut all: Vec<char> = slab.take_all().collect();
-        all.sort_unstable();
-        assert_eq!(all, ['a', 'c', 'd']);
+        assert_eq!(slab.take_all().collect::<Vec<_>>(), ['a', 'd', 'c']);
         assert_eq!(slab.len(), 0);
         assert_eq!(slab.remove(0), None);
     }
@@ -236,5 +244,45 @@ mod tests {
         }
         assert_eq!(slab.entries.capacity(), 0);
         assert_eq!(slab.insert(7), 0);
+    }
+
+    #[test]
+    fn a_burst_gives_its_slots_back_while_an_older_entry_lives() {
+        let mut slab = Slab::new();
+        let old = slab.insert(usize::MAX);
+        let mut expected = usize::MAX;
+        let mut keys: Vec<usize> = (0..100_000).map(|i| slab.insert(i)).collect();
+        // Removed in an order that is neither first-in nor last-in first.
+        let mut rng = 0x9e37_79b9_u64;
+        for i in (1..keys.len()).rev() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            keys.swap(i, (rng % (i as u64 + 1)) as usize);
+        }
+        for key in keys {
+            assert!(slab.remove(key).is_some());
+        }
+        assert_eq!(slab.len(), 1);
+        assert_eq!(slab.slots(), 1, "the vacant tail is popped");
+        assert!(slab.entries.capacity() <= 64, "and its memory given back");
+        assert!(slab.free.capacity() <= 64 + 2, "the free list too");
+        assert_eq!(slab.get_mut(old), Some(&mut expected));
+        assert_eq!(slab.insert(1), 1);
+    }
+
+    #[test]
+    fn stale_free_keys_are_never_handed_out_twice() {
+        let mut slab = Slab::new();
+        let keys: Vec<usize> = (0..4).map(|i| slab.insert(i)).collect();
+        // Key 1 goes on the free list, then the tail is popped past it.
+        assert_eq!(slab.remove(keys[1]), Some(1));
+        assert_eq!(slab.remove(keys[3]), Some(3));
+        assert_eq!(slab.remove(keys[2]), Some(2));
+        assert_eq!(slab.slots(), 1);
+        let (x, y) = (slab.insert(10), slab.insert(11));
+        assert_ne!(x, y, "two live entries never share a key");
+        assert_eq!(slab.get_mut(x), Some(&mut 10));
+        assert_eq!(slab.get_mut(y), Some(&mut 11));
     }
 }

@@ -10,31 +10,24 @@ pub(crate) use std::sync::{Arc, Weak};
 #[cfg(not(cancel_token_loom))]
 pub(crate) use std::{
     sync::{
-        atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Condvar, Mutex, MutexGuard, OnceLock,
     },
-    thread::{current as current_thread, yield_now, ThreadId},
+    thread::{current as current_thread, ThreadId},
 };
 
 #[cfg(cancel_token_loom)]
 pub(crate) use loom::{
     sync::{
-        atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Condvar, Mutex, MutexGuard,
     },
     // Loom's threads share one OS thread, so identity must come from loom too.
-    thread::{current as current_thread, yield_now, ThreadId},
+    thread::{current as current_thread, ThreadId},
 };
 
 #[cfg(cancel_token_loom)]
 pub(crate) use self::model::OnceLock;
-
-/// Thread locals that hold state a loom model runs through are loom's (its threads share one
-/// OS thread).
-#[cfg(cancel_token_loom)]
-pub(crate) use loom::thread_local;
-#[cfg(not(cancel_token_loom))]
-pub(crate) use std::thread_local;
 
 /// Locks `mutex`, ignoring poisoning.
 ///

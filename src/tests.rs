@@ -5,7 +5,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Waker};
 
-use crate::node::{Node, EXPANSIONS, INDEX_STEPS};
 use crate::CancelToken;
 
 fn poll_pending<F: Future + Unpin>(future: &mut F) {
@@ -57,16 +56,20 @@ fn dropping_a_callback_guard_removes_the_callback() {
 }
 
 #[test]
-fn a_trigger_consumes_callbacks_and_waiters_and_keeps_children_until_dropped() {
+fn a_trigger_consumes_callbacks_waiters_and_child_links() {
     let token = CancelToken::new();
     let child = token.child();
     let guard = token.on_cancel(|_| {});
     let mut wait = token.wait();
     poll_pending(&mut wait);
     token.trigger();
-    assert_eq!(token.registrations(), (1, 0), "callbacks are consumed");
+    assert_eq!(
+        token.registrations(),
+        (0, 0),
+        "child links and callbacks are taken"
+    );
     assert_eq!(token.node().waiters(), 0, "waiters are consumed");
-    // Children stay linked so that a concurrent trigger can still walk them.
+    assert!(child.is_triggered());
     drop((child, guard, wait));
     assert_eq!(token.registrations(), (0, 0));
 }
@@ -178,82 +181,104 @@ fn timer_entries_are_released_by_drop_and_by_manual_trigger() {
     assert_eq!(never.deadline(), None);
 }
 
-/// More parents than a state word can index are grouped under intermediate tokens (at most
-/// `limit` per node; the real limit is 4,194,304): the result still fires on any of them,
-/// names the parent that fired, and unlinks from all of them when dropped.
+/// An `any` over many parents is linked once to each, fires on any of them naming it, and
+/// unlinks from all of them when dropped.
 #[test]
-fn any_over_more_parents_than_a_state_word_indexes_groups_them() {
+fn any_over_many_parents_links_once_to_each_and_unlinks_from_all() {
     let parents: Vec<CancelToken> = (0..10).map(|_| CancelToken::new()).collect();
-    let nodes: Vec<_> = parents.iter().map(CancelToken::node).collect();
-    let any = CancelToken::from_arc(Node::any_grouped(&nodes, None, 3));
+    let any = CancelToken::any(&parents);
     for parent in &parents {
         assert_eq!(parent.registrations(), (1, 0), "each parent is linked once");
     }
-    assert!(!any.is_triggered());
     parents[7].trigger_with("seven");
-    assert!(any.is_triggered());
     assert_eq!(any.triggered_token().as_ref(), Some(&parents[7]));
     assert_eq!(any.reason().unwrap().message(), Some("seven"));
+    assert_eq!(
+        parents[7].registrations(),
+        (0, 0),
+        "the trigger took its list"
+    );
     drop(any);
     for parent in &parents {
+        assert_eq!(parent.registrations(), (0, 0));
+    }
+}
+
+/// A parent's child list stays dense: after 100,000 children come and go beside one old
+/// child, the list is back to one slot (a trigger walks only what is live), and the old
+/// child is still linked and still triggered by its parent.
+#[test]
+fn a_child_list_gives_a_burst_back_while_an_old_child_lives() {
+    let parent = CancelToken::new();
+    let old = parent.child();
+    let burst: Vec<CancelToken> = (0..100_000).map(|_| parent.child()).collect();
+    assert_eq!(parent.registrations(), (100_001, 0));
+    // Dropped from the front, so every removal moves the last entry into the hole.
+    for (i, child) in burst.into_iter().enumerate() {
+        drop(child);
+        if i == 50_000 {
+            assert_eq!(parent.registrations(), (100_001 - 50_001, 0));
+        }
+    }
+    assert_eq!(parent.registrations(), (1, 0));
+    assert_eq!(parent.node().child_slots(), 1, "the list is dense again");
+    parent.trigger();
+    assert!(old.is_triggered());
+}
+
+/// Children dropped in any order keep every survivor reachable: each moved entry's key is
+/// rewritten, so a later drop removes the right entry and a trigger reaches every survivor.
+#[test]
+fn moved_child_entries_keep_their_keys() {
+    let parent = CancelToken::new();
+    let mut children: Vec<CancelToken> = (0..1_000).map(|_| parent.child()).collect();
+    let mut rng = 0x2545_f491_u64;
+    let mut survivors = Vec::new();
+    while let Some(child) = children.pop() {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let index = (rng % (children.len() as u64 + 1)) as usize;
+        children.push(child);
+        let child = children.swap_remove(index);
+        if rng % 3 == 0 {
+            survivors.push(child);
+        } else {
+            drop(child);
+        }
         assert_eq!(
-            parent.registrations(),
-            (0, 0),
-            "the groups go with the token"
+            parent.registrations().0,
+            children.len() + survivors.len(),
+            "exactly one entry goes per drop"
         );
     }
-
-    // A parent already triggered makes the token born triggered, naming it.
-    let fresh: Vec<CancelToken> = (0..10).map(|_| CancelToken::new()).collect();
-    fresh[8].trigger_with("eight");
-    let nodes: Vec<_> = fresh.iter().map(CancelToken::node).collect();
-    let any = CancelToken::from_arc(Node::any_grouped(&nodes, None, 3));
-    assert_eq!(any.triggered_token().as_ref(), Some(&fresh[8]));
-    assert_eq!(any.reason().unwrap().message(), Some("eight"));
+    parent.trigger();
+    assert!(survivors.iter().all(CancelToken::is_triggered));
 }
 
-/// Triggering the parents of one large `any` one after another: only the first trigger looks
-/// up the token's index among its parents; the others find it triggered.
+/// Waiter and callback slabs give a burst's slots back while an older registration lives.
 #[test]
-fn triggering_the_parents_of_a_large_any_one_by_one_stays_linear() {
-    const PARENTS: usize = 2_000;
-    let parents: Vec<CancelToken> = (0..PARENTS).map(|_| CancelToken::new()).collect();
-    let any = CancelToken::any(&parents);
-    INDEX_STEPS.with(|steps| steps.set(0));
-    for parent in parents.iter().rev() {
-        parent.trigger();
+fn waiter_and_callback_slabs_give_a_burst_back_while_an_old_entry_lives() {
+    let token = CancelToken::new();
+    let mut old_wait = token.wait();
+    poll_pending(&mut old_wait);
+    let old_guard = token.on_cancel(|_| {});
+    let mut waits: Vec<_> = (0..10_000).map(|_| token.wait()).collect();
+    for wait in &mut waits {
+        poll_pending(wait);
     }
-    assert_eq!(any.triggered_token().as_ref(), parents.last());
-    let steps = INDEX_STEPS.with(std::cell::Cell::get);
-    assert!(
-        steps <= PARENTS,
-        "{steps} parent-list steps for {PARENTS} triggers"
+    let guards: Vec<_> = (0..10_000).map(|_| token.on_cancel(|_| {})).collect();
+    assert_eq!(token.node().waiters(), 10_001);
+    drop(waits);
+    drop(guards);
+    assert_eq!(token.node().waiters(), 1);
+    assert_eq!(token.registrations(), (0, 1));
+    assert_eq!(
+        token.node().registration_slots(),
+        (1, 1),
+        "slots given back"
     );
-}
-
-/// Triggering a chain from the leaf up: each trigger finds the one below it finished and
-/// skips its subtree, so every node is expanded once, not once per trigger above it.
-#[test]
-fn triggering_a_chain_bottom_up_expands_each_node_once() {
-    const DEPTH: usize = 1_000;
-    let mut chain = vec![CancelToken::new()];
-    for _ in 0..DEPTH {
-        let next = chain.last().unwrap().child();
-        chain.push(next);
-    }
-    EXPANSIONS.with(|expansions| expansions.set(0));
-    for token in chain.iter().rev() {
-        assert!(token.trigger());
-    }
-    let expansions = EXPANSIONS.with(std::cell::Cell::get);
-    assert!(
-        expansions <= 2 * (DEPTH + 1),
-        "{expansions} expansions for a chain of {}",
-        DEPTH + 1
-    );
-    for token in &chain {
-        assert_eq!(token.triggered_token().as_ref(), Some(token));
-    }
+    drop((old_wait, old_guard));
 }
 
 /// A token born triggered keeps only the origin of its reason alive, not the source it was

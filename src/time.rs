@@ -13,9 +13,12 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::Instant;
 
-use crate::node::Node;
-use crate::reason::{Reason, ReasonKind};
-use crate::sync::Weak;
+use std::sync::{Arc, Weak};
+
+/// Something the timer fires at its deadline.
+pub(crate) trait Expire: Send + Sync {
+    fn expire(self: Arc<Self>);
+}
 
 fn lock(mutex: &Mutex<State>) -> MutexGuard<'_, State> {
     mutex
@@ -38,7 +41,7 @@ struct Timers {
 
 #[derive(Default)]
 struct State {
-    entries: BTreeMap<TimerKey, Weak<Node>>,
+    entries: BTreeMap<TimerKey, Weak<dyn Expire>>,
     next_id: u64,
     started: bool,
 }
@@ -52,7 +55,7 @@ fn timers() -> &'static Timers {
 }
 
 /// Schedules `node` to be triggered with [`ReasonKind::Timeout`] at `deadline`.
-pub(crate) fn register(deadline: Instant, node: Weak<Node>) -> TimerKey {
+pub(crate) fn register(deadline: Instant, node: Weak<dyn Expire>) -> TimerKey {
     let timers = timers();
     let mut state = lock(&timers.state);
     let key = TimerKey {
@@ -100,7 +103,7 @@ pub(crate) fn pending() -> usize {
 /// The timer thread's loop: fire everything due, then sleep until the next deadline.
 fn run() {
     let timers = timers();
-    let mut due: Vec<Weak<Node>> = Vec::new();
+    let mut due: Vec<Weak<dyn Expire>> = Vec::new();
     let mut state = lock(&timers.state);
     loop {
         let now = Instant::now();
@@ -115,9 +118,8 @@ fn run() {
             for node in due.drain(..) {
                 if let Some(node) = node.upgrade() {
                     // A callback panic must not kill the only timer thread.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        Node::trigger(&node, Reason::new(ReasonKind::Timeout))
-                    }));
+                    let _ =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.expire()));
                 }
             }
             state = lock(&timers.state);

@@ -1,0 +1,215 @@
+//! The links between nodes, and taking them apart: a child's strong [`ParentLink`] to each
+//! parent, a parent's [`ChildList`] of weak entries, and the teardown that unlinks a dropped
+//! node (and every ancestor that this leaves unowned) in a loop.
+//!
+//! A child's entry in its parent's list is found by a key the child keeps in its
+//! [`ParentLink`]. The list keeps its live entries dense: removing one moves the last entry
+//! into the hole and rewrites that child's key, under the parent's lock, where the child reads
+//! it too. So a trigger walks only live entries, and a burst of children comes back to memory
+//! even while an older child lives.
+
+use crate::node::Node;
+use crate::sync::{lock, Arc, AtomicUsize, Ordering, Weak};
+use crate::time;
+
+/// The key of a link that was never inserted in a child list.
+pub(crate) const UNLINKED: usize = usize::MAX;
+
+/// Below this capacity a child list keeps its allocation for the next children.
+const SHRINK_THRESHOLD: usize = 64;
+
+/// A strong link to a parent, with the key of our entry in its children list.
+pub(crate) struct ParentLink {
+    pub(crate) node: Arc<Node>,
+    /// Written under the parent's lock: when the entry is inserted, and when the list moves
+    /// it. [`UNLINKED`] if nothing was inserted: the token was born triggered (the link then
+    /// only keeps the origin alive), or `any` found this parent, or an earlier one, triggered
+    /// while linking.
+    pub(crate) key: AtomicUsize,
+}
+
+impl ParentLink {
+    pub(crate) fn new(node: &Arc<Node>) -> Self {
+        ParentLink {
+            node: Arc::clone(node),
+            key: AtomicUsize::new(UNLINKED),
+        }
+    }
+
+    /// Removes our entry from the parent and gives back the parent handle.
+    #[inline]
+    fn unlink(self) -> Arc<Node> {
+        if self.key.load(Ordering::Relaxed) != UNLINKED {
+            self.node.unlink_child(&self.key);
+        }
+        self.node
+    }
+}
+
+/// A parent's entry for one child: the child, and which of its parents the parent is (the
+/// index a walk coming from the parent writes in the child's state word).
+pub(crate) struct ChildEntry {
+    pub(crate) node: Weak<Node>,
+    pub(crate) parent: usize,
+}
+
+/// The children of a node. Key 0 is an inline slot, so a first child costs no allocation of
+/// its own; key `k > 0` is `more[k - 1]`.
+#[derive(Default)]
+pub(crate) struct ChildList {
+    first: Option<ChildEntry>,
+    more: Vec<Option<ChildEntry>>,
+    /// Holes left when the last entry could not be moved (its child was being dropped, so its
+    /// key could not be rewritten); reused first. Keys here may be stale: each is checked.
+    holes: Vec<usize>,
+    len: usize,
+}
+
+impl ChildList {
+    #[cfg(any(test, cancel_token_loom))]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// How many slots a trigger walks through, for the tests that the list stays dense.
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    fn slot(&mut self, key: usize) -> Option<&mut Option<ChildEntry>> {
+        match key.checked_sub(1) {
+            None => Some(&mut self.first),
+            Some(index) => self.more.get_mut(index),
+        }
+    }
+
+    pub(crate) fn insert(&mut self, entry: ChildEntry) -> usize {
+        self.len += 1;
+        while let Some(key) = self.holes.pop() {
+            if let Some(slot @ None) = self.slot(key) {
+                *slot = Some(entry);
+                return key;
+            }
+        }
+        if self.first.is_none() && self.more.is_empty() {
+            self.first = Some(entry);
+            return 0;
+        }
+        self.more.push(Some(entry));
+        self.more.len()
+    }
+
+    /// Removes the entry under `key` and fills its slot with the last entry, rewriting that
+    /// child's key. Returns the removed entry and the moved child: the caller drops both after
+    /// releasing the lock, since dropping the moved child's handle may drop the child.
+    pub(crate) fn remove(&mut self, key: usize) -> (Option<ChildEntry>, Option<Arc<Node>>) {
+        let Some(removed) = self.slot(key).and_then(Option::take) else {
+            return (None, None);
+        };
+        self.len -= 1;
+        while let Some(None) = self.more.last() {
+            self.more.pop();
+        }
+        let mut moved = None;
+        if key < self.more.len() {
+            let last = self.more.last().and_then(Option::as_ref);
+            match last.and_then(|entry| entry.node.upgrade()) {
+                Some(child) => {
+                    let entry = self.more.pop().flatten();
+                    if let Some(entry) = &entry {
+                        if let Some(link) = child.parent_link(entry.parent) {
+                            link.key.store(key, Ordering::Relaxed);
+                        }
+                    }
+                    if let Some(slot) = self.slot(key) {
+                        *slot = entry;
+                    }
+                    while let Some(None) = self.more.last() {
+                        self.more.pop();
+                    }
+                    moved = Some(child);
+                }
+                // The last child is being dropped and will come to remove itself by its key,
+                // which cannot be rewritten now: leave a hole.
+                None => self.holes.push(key),
+            }
+        }
+        if self.more.is_empty() {
+            self.holes = Vec::new();
+        }
+        let capacity = self.more.capacity();
+        if capacity > SHRINK_THRESHOLD && self.more.len() * 4 < capacity {
+            self.more.shrink_to(self.more.len() * 2);
+        }
+        (Some(removed), moved)
+    }
+
+    /// Every entry, for a trigger: the list is left empty.
+    pub(crate) fn take_all(&mut self) -> (Option<ChildEntry>, Vec<Option<ChildEntry>>) {
+        self.len = 0;
+        self.holes = Vec::new();
+        (self.first.take(), std::mem::take(&mut self.more))
+    }
+}
+
+impl Node {
+    /// Removes the entry that `key` (a [`ParentLink`]'s) names from this node's children.
+    #[inline]
+    fn unlink_child(&self, key: &AtomicUsize) {
+        // Once triggered, the trigger takes the whole list: nothing to remove.
+        if self.is_triggered() {
+            return;
+        }
+        let Some(links) = self.links_if_any() else {
+            return;
+        };
+        let removed = lock(links).children.remove(key.load(Ordering::Relaxed));
+        drop(removed);
+    }
+}
+
+impl Drop for Node {
+    /// Unlinks this node from its parents, and any parent this leaves without handles or
+    /// children from its own parents, in a loop: dropping the last handle of a chain a million
+    /// links deep uses constant stack, and a plain child allocates nothing to do it.
+    fn drop(&mut self) {
+        // The common cases first: a token with no links at all, and a plain child.
+        if !self.has_cold_mut() {
+            let Some(link) = self.take_parent() else {
+                return;
+            };
+            if let Some(mut parent) = Arc::into_inner(link.unlink()) {
+                unlink_all(&mut parent);
+            }
+            return;
+        }
+        unlink_all(self);
+    }
+}
+
+/// Unlinks `node` from its parents, and each parent this leaves without handles or children
+/// from its own parents, in a loop rather than by recursion.
+fn unlink_all(node: &mut Node) {
+    let mut more = Vec::new();
+    let mut next = detach(node, &mut more);
+    while let Some(link) = next.take().or_else(|| more.pop()) {
+        if let Some(mut parent) = Arc::into_inner(link.unlink()) {
+            next = detach(&mut parent, &mut more);
+            // `parent` drops here with no links left, so its own `drop` does nothing more.
+        }
+    }
+}
+
+/// Takes the parent links of a node that is being dropped, releasing its timer entry. The
+/// first link is returned, the others pushed on `more`.
+fn detach(node: &mut Node, more: &mut Vec<ParentLink>) -> Option<ParentLink> {
+    let (mut first, timer) = node.take_links(more);
+    if let Some(key) = timer {
+        time::cancel(key);
+    }
+    if first.is_none() {
+        first = more.pop();
+    }
+    first
+}
