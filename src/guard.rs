@@ -101,7 +101,11 @@ impl Drop for DropGuard {
         if thread::panicking() {
             // A second panic while unwinding aborts the process; the token is triggered
             // whether or not a callback panics, so the payload can be dropped.
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| token.trigger_with(reason)));
+            if let Err(payload) =
+                panic::catch_unwind(AssertUnwindSafe(|| token.trigger_with(reason)))
+            {
+                crate::walk::drop_payload(payload);
+            }
         } else {
             token.trigger_with(reason);
         }

@@ -110,6 +110,7 @@ mod time;
 mod token;
 mod wait;
 mod walk;
+mod weak;
 
 #[cfg(test)]
 mod tests;
@@ -128,3 +129,4 @@ pub use run::{CancelStream, CancelStreamOwned, CancellableWait, Run, RunOwned};
 pub use slot::CancelSlot;
 pub use token::CancelToken;
 pub use wait::{Wait, WaitOwned};
+pub use weak::WeakCancelToken;

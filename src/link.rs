@@ -54,50 +54,66 @@ pub(crate) struct ChildEntry {
 }
 
 /// The children of a node. Key 0 is an inline slot, so a first child costs no allocation of
-/// its own; key `k > 0` is `more[k - 1]`.
+/// its own; key `k > 0` is slot `k - 1` of a boxed [`Spill`], made for the second child and
+/// freed when it empties, which keeps a token's cold state small.
 #[derive(Default)]
 pub(crate) struct ChildList {
     first: Option<ChildEntry>,
-    more: Vec<Option<ChildEntry>>,
+    more: Option<Box<Spill>>,
+}
+
+#[derive(Default)]
+struct Spill {
+    /// Never ends with a vacant slot.
+    entries: Vec<Option<ChildEntry>>,
     /// Holes left when the last entry could not be moved (its child was being dropped, so its
     /// key could not be rewritten); reused first. Keys here may be stale: each is checked.
     holes: Vec<usize>,
-    len: usize,
 }
 
 impl ChildList {
     #[cfg(any(test, cancel_token_loom))]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        let more = self.more.as_ref();
+        usize::from(self.first.is_some())
+            + more.map_or(0, |more| more.entries.iter().flatten().count())
     }
 
     /// How many slots a trigger walks through, for the tests that the list stays dense.
     #[cfg(test)]
     pub(crate) fn slots(&self) -> usize {
-        1 + self.more.len()
+        1 + self.more.as_ref().map_or(0, |more| more.entries.len())
     }
 
     fn slot(&mut self, key: usize) -> Option<&mut Option<ChildEntry>> {
         match key.checked_sub(1) {
             None => Some(&mut self.first),
-            Some(index) => self.more.get_mut(index),
+            Some(index) => self.more.as_mut()?.entries.get_mut(index),
         }
     }
 
     pub(crate) fn insert(&mut self, entry: ChildEntry) -> usize {
-        self.len += 1;
-        while let Some(key) = self.holes.pop() {
-            if let Some(slot @ None) = self.slot(key) {
-                *slot = Some(entry);
-                return key;
+        if let Some(more) = &mut self.more {
+            while let Some(key) = more.holes.pop() {
+                let slot = match key.checked_sub(1) {
+                    None => &mut self.first,
+                    Some(index) => match more.entries.get_mut(index) {
+                        Some(slot) => slot,
+                        None => continue,
+                    },
+                };
+                if slot.is_none() {
+                    *slot = Some(entry);
+                    return key;
+                }
             }
-        }
-        if self.first.is_none() && self.more.is_empty() {
+        } else if self.first.is_none() {
             self.first = Some(entry);
             return 0;
         }
-        self.more.push(Some(entry));
-        self.more.len()
+        let more = self.more.get_or_insert_with(Box::default);
+        more.entries.push(Some(entry));
+        more.entries.len()
     }
 
     /// Removes the entry under `key` and fills its slot with the last entry, rewriting that
@@ -107,16 +123,18 @@ impl ChildList {
         let Some(removed) = self.slot(key).and_then(Option::take) else {
             return (None, None);
         };
-        self.len -= 1;
-        while let Some(None) = self.more.last() {
-            self.more.pop();
-        }
+        let Some(more) = &mut self.more else {
+            return (Some(removed), None);
+        };
+        pop_vacant(&mut more.entries);
         let mut moved = None;
-        if key < self.more.len() {
-            let last = self.more.last().and_then(Option::as_ref);
+        // `key` is below the number of slots (inline one included) exactly when it is not last.
+        if key < more.entries.len() {
+            let last = more.entries.last().and_then(Option::as_ref);
             match last.and_then(|entry| entry.node.upgrade()) {
                 Some(child) => {
-                    let entry = self.more.pop().flatten();
+                    let entry = more.entries.pop().flatten();
+                    pop_vacant(&mut more.entries);
                     if let Some(entry) = &entry {
                         if let Some(link) = child.parent_link(entry.parent) {
                             link.key.store(key, Ordering::Relaxed);
@@ -125,31 +143,44 @@ impl ChildList {
                     if let Some(slot) = self.slot(key) {
                         *slot = entry;
                     }
-                    while let Some(None) = self.more.last() {
-                        self.more.pop();
-                    }
                     moved = Some(child);
                 }
                 // The last child is being dropped and will come to remove itself by its key,
                 // which cannot be rewritten now: leave a hole.
-                None => self.holes.push(key),
+                None => more.holes.push(key),
             }
         }
-        if self.more.is_empty() {
-            self.holes = Vec::new();
-        }
-        let capacity = self.more.capacity();
-        if capacity > SHRINK_THRESHOLD && self.more.len() * 4 < capacity {
-            self.more.shrink_to(self.more.len() * 2);
-        }
+        self.shrink();
         (Some(removed), moved)
+    }
+
+    /// Frees the spill once empty, and most of its capacity once mostly unused.
+    fn shrink(&mut self) {
+        let Some(more) = &mut self.more else {
+            return;
+        };
+        if more.entries.is_empty() {
+            // Holes can only be in the spill or the inline slot, and inserting fills the
+            // inline slot first once the spill is gone.
+            self.more = None;
+            return;
+        }
+        let capacity = more.entries.capacity();
+        if capacity > SHRINK_THRESHOLD && more.entries.len() * 4 < capacity {
+            more.entries.shrink_to(more.entries.len() * 2);
+        }
     }
 
     /// Every entry, for a trigger: the list is left empty.
     pub(crate) fn take_all(&mut self) -> (Option<ChildEntry>, Vec<Option<ChildEntry>>) {
-        self.len = 0;
-        self.holes = Vec::new();
-        (self.first.take(), std::mem::take(&mut self.more))
+        let more = self.more.take().map(|more| more.entries);
+        (self.first.take(), more.unwrap_or_default())
+    }
+}
+
+fn pop_vacant(entries: &mut Vec<Option<ChildEntry>>) {
+    while let Some(None) = entries.last() {
+        entries.pop();
     }
 }
 

@@ -24,7 +24,7 @@ use std::time::Instant;
 use crate::callback::Callback;
 use crate::link::{ChildEntry, ChildList, ParentLink};
 use crate::reason::{Reason, ReasonKind};
-use crate::slab::{InlineSlab, Slab};
+use crate::slab::InlineSlab;
 use crate::sync::{lock, Arc, AtomicU64, Mutex, MutexGuard, OnceLock, Ordering, Weak};
 use crate::time::{self, Expire, TimerKey};
 
@@ -93,7 +93,7 @@ pub(crate) struct Cold {
     parents: [Option<ParentLink>; 2],
     more_parents: Box<[ParentLink]>,
     /// The reason of a direct trigger with a message, set before the state word names it.
-    pub(crate) record: OnceLock<Reason>,
+    pub(crate) record: OnceLock<Box<Reason>>,
 }
 
 /// What is registered on a token. A trigger takes all of it under the lock and uses it after.
@@ -102,7 +102,7 @@ pub(crate) struct Links {
     pub(crate) children: ChildList,
     /// The first waiter inline: a token with one waiter allocates nothing for it.
     pub(crate) waiters: InlineSlab<Waker>,
-    pub(crate) callbacks: Slab<Arc<dyn Callback>>,
+    pub(crate) callbacks: InlineSlab<Arc<dyn Callback>>,
     /// This token's own deadline, if it is earlier than every ancestor's.
     deadline: Option<Instant>,
     /// The registration of that deadline with the timer.
@@ -275,7 +275,7 @@ impl Node {
         let state = self.state.load(Ordering::Acquire);
         match state & TAG_MASK {
             OWN_KIND => KIND_REASONS.get(field(state)),
-            OWN_RECORD => self.cold.get()?.record.get(),
+            OWN_RECORD => self.cold.get()?.record.get().map(|reason| &**reason),
             _ => None,
         }
     }
@@ -298,7 +298,7 @@ impl Node {
     }
 
     /// The record cell for a reason with a message, allocating the cold state if needed.
-    pub(crate) fn record(&self) -> &OnceLock<Reason> {
+    pub(crate) fn record(&self) -> &OnceLock<Box<Reason>> {
         &self.cold().record
     }
 
@@ -565,4 +565,9 @@ impl Expire for Node {
     fn expire(self: Arc<Self>) {
         Node::trigger(&self, Reason::new(ReasonKind::Timeout));
     }
+}
+
+#[cfg(test)]
+pub(crate) fn cold_size() -> usize {
+    std::mem::size_of::<Cold>()
 }

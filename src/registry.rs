@@ -262,7 +262,10 @@ fn trigger_all(tokens: impl Iterator<Item = CancelToken>, reason: Reason) -> usi
             Ok(false) => {}
             Err(payload) => {
                 triggered += 1;
-                first_panic.get_or_insert(payload);
+                match first_panic {
+                    None => first_panic = Some(payload),
+                    Some(_) => crate::walk::drop_payload(payload),
+                }
             }
         }
     }

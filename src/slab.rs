@@ -13,12 +13,12 @@ use std::mem;
 const SHRINK_THRESHOLD: usize = 64;
 
 pub(crate) struct Slab<T> {
+    /// Never ends with a vacant slot, so it is empty exactly when no entry lives.
     entries: Vec<Option<T>>,
     /// Vacant keys to reuse. It may hold keys that were popped off the end since, or twice the
     /// same key: [`Slab::insert`] checks each before use, and [`Slab::remove`] rebuilds the
     /// list when most of it is stale.
     free: Vec<usize>,
-    len: usize,
 }
 
 impl<T> Slab<T> {
@@ -26,12 +26,10 @@ impl<T> Slab<T> {
         Slab {
             entries: Vec::new(),
             free: Vec::new(),
-            len: 0,
         }
     }
 
     pub(crate) fn insert(&mut self, value: T) -> usize {
-        self.len += 1;
         while let Some(key) = self.free.pop() {
             if let Some(slot @ None) = self.entries.get_mut(key) {
                 *slot = Some(value);
@@ -45,17 +43,6 @@ impl<T> Slab<T> {
     /// Removes the value under `key`, if that slot is occupied.
     pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
         let value = self.entries.get_mut(key)?.take()?;
-        self.len -= 1;
-        if self.len == 0 {
-            // Keep a small allocation for the next registration; give a large one back.
-            if self.entries.capacity() > SHRINK_THRESHOLD {
-                self.entries = Vec::new();
-            } else {
-                self.entries.clear();
-            }
-            self.free = Vec::new();
-            return Some(value);
-        }
         if key + 1 == self.entries.len() {
             while let Some(None) = self.entries.last() {
                 self.entries.pop();
@@ -69,8 +56,17 @@ impl<T> Slab<T> {
 
     /// Gives back what the trailing slots popped by [`Slab::remove`] no longer need.
     fn compact(&mut self) {
-        let vacant = self.entries.len() - self.len;
-        if self.free.len() > 2 * vacant + SHRINK_THRESHOLD {
+        if self.entries.is_empty() {
+            // Keep a small allocation for the next registration; give a large one back.
+            if self.entries.capacity() > SHRINK_THRESHOLD {
+                self.entries = Vec::new();
+            }
+            self.free = Vec::new();
+            return;
+        }
+        // A bound on the vacant slots, without counting them: every one is on the list.
+        let slots = self.entries.len();
+        if self.free.len() > 2 * slots + SHRINK_THRESHOLD {
             self.free.clear();
             self.free.extend(
                 self.entries
@@ -92,11 +88,11 @@ impl<T> Slab<T> {
 
     #[cfg(any(test, cancel_token_loom))]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.entries.iter().flatten().count()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.is_empty()
     }
 
     /// How many slots the slab holds, occupied or not: what a trigger walks through.
@@ -107,7 +103,6 @@ impl<T> Slab<T> {
 
     /// Takes every value out, in key order, leaving the slab empty and without an allocation.
     pub(crate) fn take_all(&mut self) -> impl Iterator<Item = T> {
-        self.len = 0;
         self.free = Vec::new();
         mem::take(&mut self.entries).into_iter().flatten()
     }
@@ -120,17 +115,19 @@ impl<T> Default for Slab<T> {
 }
 
 /// A slab with its first entry inline: one registration, the common case, allocates nothing,
-/// and taking it allocates and frees nothing. Key 0 is the inline entry.
+/// and taking it allocates and frees nothing. Key 0 is the inline entry. The others live in a
+/// boxed [`Slab`], made for the second entry and freed when it empties, which keeps a token's
+/// cold state small.
 pub(crate) struct InlineSlab<T> {
     first: Option<T>,
-    more: Slab<T>,
+    more: Option<Box<Slab<T>>>,
 }
 
 impl<T> InlineSlab<T> {
     pub(crate) const fn new() -> Self {
         InlineSlab {
             first: None,
-            more: Slab::new(),
+            more: None,
         }
     }
 
@@ -139,43 +136,48 @@ impl<T> InlineSlab<T> {
             self.first = Some(value);
             return 0;
         }
-        self.more.insert(value) + 1
+        self.more.get_or_insert_with(Box::default).insert(value) + 1
     }
 
     /// Removes the value under `key`, if that slot is occupied.
     pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
-        match key.checked_sub(1) {
-            None => self.first.take(),
-            Some(key) => self.more.remove(key),
+        let Some(key) = key.checked_sub(1) else {
+            return self.first.take();
+        };
+        let more = self.more.as_mut()?;
+        let value = more.remove(key);
+        if more.is_empty() {
+            self.more = None;
         }
+        value
     }
 
     pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
         match key.checked_sub(1) {
             None => self.first.as_mut(),
-            Some(key) => self.more.get_mut(key),
+            Some(key) => self.more.as_mut()?.get_mut(key),
         }
     }
 
     #[cfg(any(test, cancel_token_loom))]
     pub(crate) fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.more.len()
+        usize::from(self.first.is_some()) + self.more.as_ref().map_or(0, |more| more.len())
     }
 
     /// How many slots a trigger walks through, for the tests that slots are given back.
     #[cfg(test)]
     pub(crate) fn slots(&self) -> usize {
-        1 + self.more.slots()
+        1 + self.more.as_ref().map_or(0, |more| more.slots())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none() && self.more.is_empty()
+        self.first.is_none() && self.more.is_none()
     }
 
     /// Takes every value out, leaving the slab empty and without an allocation; the inline
     /// entry comes first.
     pub(crate) fn take_all(&mut self) -> impl Iterator<Item = T> {
-        let more = (!self.more.is_empty()).then(|| self.more.take_all());
+        let more = self.more.take().map(|mut more| more.take_all());
         self.first
             .take()
             .into_iter()
@@ -199,7 +201,7 @@ mod tests {
         assert!(slab.is_empty());
         let (a, b, c) = (slab.insert('a'), slab.insert('b'), slab.insert('c'));
         assert_eq!((a, b, c), (0, 1, 2));
-        assert!(slab.more.entries.capacity() > 0, "the second entry spills");
+        assert!(slab.more.is_some(), "the second entry spills");
         assert_eq!(slab.get_mut(b), Some(&mut 'b'));
         assert_eq!(slab.remove(a), Some('a'));
         assert_eq!(slab.remove(a), None, "a slot is removed once");
@@ -207,15 +209,11 @@ mod tests {
         assert_eq!(slab.insert('d'), 0, "the inline slot is taken first");
         assert_eq!(slab.take_all().collect::<Vec<_>>(), ['d', 'b', 'c']);
         assert!(slab.is_empty());
-        assert_eq!(slab.more.entries.capacity(), 0);
+        assert!(slab.more.is_none());
 
         let mut one = InlineSlab::new();
         assert_eq!(one.insert(7), 0);
-        assert_eq!(
-            one.more.entries.capacity(),
-            0,
-            "one entry allocates nothing"
-        );
+        assert!(one.more.is_none(), "one entry allocates nothing");
         assert_eq!(one.take_all().collect::<Vec<_>>(), [7]);
     }
 

@@ -305,3 +305,16 @@ fn a_token_born_triggered_keeps_only_its_origin_alive() {
     assert_eq!(born.triggered_token().as_ref(), Some(&origin));
     assert_eq!(origin.registrations(), (0, 0));
 }
+
+/// A node is 40 bytes and its cold state 208 (64-bit targets): the first child of a plain
+/// token costs the child (56 with the `Arc` counters) and the parent's cold state, nothing else.
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn a_node_and_its_cold_state_stay_small() {
+    assert_eq!(std::mem::size_of::<crate::node::Node>(), 40);
+    assert!(
+        crate::node::cold_size() <= 208,
+        "{}",
+        crate::node::cold_size()
+    );
+}

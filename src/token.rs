@@ -139,10 +139,12 @@ impl CancelToken {
     /// registration order, on this thread. Propagation uses a worklist, not recursion, so any
     /// depth is fine.
     ///
-    /// A descendant that another thread's trigger reaches first keeps that trigger's reason
-    /// and has its callbacks run on that thread. This call still returns only once that
-    /// descendant's whole subtree reports triggered and its waiters have been woken; it never
-    /// waits for the other thread's callbacks.
+    /// The one exception is a descendant that another trigger reached first (a concurrent
+    /// trigger of that descendant or of another of its sources): it and everything below it
+    /// belong to that trigger, which gives them its reason, wakes their waiters and runs their
+    /// callbacks on its own thread. This call skips such a subtree and never waits for another
+    /// trigger, the promise tokio-util's `CancellationToken` and .NET's `CancellationToken`
+    /// give too. A call that returns `false` promises only that this token reports triggered.
     ///
     /// # Panics
     ///
@@ -491,14 +493,24 @@ impl CancelToken {
     /// Registers `f` to run once when the token is triggered, and returns a guard that
     /// unregisters it when dropped.
     ///
-    /// Callbacks run on the thread that triggers the token, in registration order, after the
-    /// flag and reason of the whole tree are visible and with no lock held: a callback may
-    /// register callbacks, trigger other tokens or drop its own guard. A panicking callback
-    /// does not stop the others; the trigger resumes the first panic after all have run.
+    /// Callbacks run on the thread of the trigger that reached the token, in registration
+    /// order, after every token that trigger reached reports triggered, and with no lock held:
+    /// a callback may register callbacks, trigger other tokens or drop its own guard. A
+    /// panicking callback does not stop the others; the trigger resumes the first panic after
+    /// all have run.
     ///
     /// If the token is already triggered, `f` runs at once, on this thread, before `on_cancel`
     /// returns, and the returned guard is inert. Use [`CallbackGuard::detach`] to keep the
     /// callback for the token's whole life without holding the guard.
+    ///
+    /// **The guard is the registration.** `let _ = token.on_cancel(..)` drops it at once, and
+    /// the callback never runs; bind it (`let _guard = ..`) or call
+    /// [`detach`](CallbackGuard::detach).
+    ///
+    /// A detached callback lives as long as its token. If it captures a strong handle to that
+    /// token or to one derived from it (a child, a chain), the two keep each other alive and
+    /// are never freed; capture a [`WeakCancelToken`](crate::WeakCancelToken) from
+    /// [`downgrade`](Self::downgrade) instead.
     ///
     /// # Panics
     ///

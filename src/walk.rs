@@ -41,7 +41,7 @@ impl Node {
             // The record goes in first, so a state word never names a missing one. Of two such
             // triggers, the one whose record is in the cell is the trigger, whichever of them
             // stores the word (the other returns `false`, but only after the word is stored).
-            let ours = this.record().set(reason).is_ok();
+            let ours = this.record().set(Box::new(reason)).is_ok();
             match this.claim(OWN_RECORD, state | HAS_COLD) {
                 Ok(previous) if ours => previous,
                 Err(found) if ours && found & TAG_MASK == OWN_RECORD => found,

@@ -183,26 +183,33 @@ fn dropping_an_intermediate_link_during_a_trigger_misses_no_descendant() {
     });
 }
 
+/// A root and a middle token triggered at once: each trigger finishes what it claimed, so
+/// when the root's trigger returns, everything it claimed is triggered; the middle's subtree
+/// is the root's only if the root's walk reached the middle first.
 #[test]
-fn overlapping_triggers_both_return_with_every_descendant_triggered_consistently() {
+fn overlapping_triggers_each_finish_what_they_claimed() {
     model(|| {
         let root = CancelToken::new();
         let middle = root.child();
         let leaf = middle.child();
         let (r, m) = (root.clone(), middle.clone());
         let observer = leaf.clone();
-        let tm = thread::spawn(move || {
-            m.trigger_with("middle");
-        });
+        let tm = thread::spawn(move || m.trigger_with("middle"));
         let won = r.trigger_with("root");
-        // Whichever reason reached it, the leaf is triggered once this trigger returns.
-        if won {
-            assert!(observer.is_triggered());
+        let leaf_at_return = observer.is_triggered();
+        let middle_won = tm.join().unwrap();
+        assert!(won, "nothing else triggers the root");
+        assert!(leaf.is_triggered(), "both triggers returned");
+        if middle.triggered_token().as_ref() == Some(&root) {
+            assert!(!middle_won);
+            assert!(
+                leaf_at_return,
+                "the root claimed the middle, so the leaf too"
+            );
+        } else {
+            assert!(middle_won);
         }
-        tm.join().unwrap();
-        assert!(leaf.is_triggered());
-        // The leaf lies below the middle, so it carries whatever the middle carries: the root's
-        // reason if the root reached the middle first, the middle's own otherwise.
+        // The leaf lies below the middle, so it carries whatever the middle carries.
         assert_eq!(leaf.triggered_token(), middle.triggered_token());
         assert_eq!(leaf.reason(), middle.reason());
     });
@@ -211,7 +218,8 @@ fn overlapping_triggers_both_return_with_every_descendant_triggered_consistently
 /// Triggers `root` and, on another thread, `middle` (a child of the root with two levels
 /// below it), each with `message` (`None`: `trigger()`), and checks that every node from the
 /// middle down names the winner of the middle (the middle itself if its own trigger won, the
-/// root otherwise) and carries that winner's reason, and that their callbacks receive it.
+/// root otherwise) and carries that winner's reason, that their callbacks receive it once,
+/// and that the root's trigger returned with them triggered if it won the middle.
 fn race_root_and_middle(message: fn(&str) -> Option<&str>) {
     model(move || {
         let trigger = move |token: &CancelToken, name: &str| match message(name) {
@@ -235,8 +243,12 @@ fn race_root_and_middle(message: fn(&str) -> Option<&str>) {
         let m = middle.clone();
         let tm = thread::spawn(move || trigger(&m, "middle"));
         assert!(trigger(&root, "root"), "nothing else triggers the root");
+        let below_at_return = [&middle, &inner, &leaf].map(CancelToken::is_triggered);
         let middle_won = tm.join().unwrap();
         let expected = if middle_won { &middle } else { &root };
+        if !middle_won {
+            assert_eq!(below_at_return, [true; 3], "what the root claimed was done");
+        }
         assert_eq!(root.triggered_token().as_ref(), Some(&root));
         for token in [&middle, &inner, &leaf] {
             assert!(token.is_triggered());
@@ -391,5 +403,114 @@ fn a_drop_guard_and_an_explicit_trigger_race_to_one_reason() {
         } else {
             assert_eq!(kind, ReasonKind::Dropped);
         }
+    });
+}
+
+/// Three threads on a fresh token: one triggers it, one waits on it (allocating its cold
+/// state), and the main thread waits too. Whichever thread allocates the cold state, both
+/// waiters are woken: the registration and the first trigger meet in the state word.
+#[test]
+fn a_second_waiter_on_a_fresh_token_is_never_lost() {
+    model(|| {
+        let token = CancelToken::new();
+        let (trigger, first) = (token.clone(), token.clone());
+        let t = thread::spawn(move || assert!(trigger.trigger()));
+        let w = thread::spawn(move || block_on(first.wait()));
+        block_on(token.wait());
+        t.join().unwrap();
+        w.join().unwrap();
+        assert_eq!(token.__loom_registrations().2, 0, "no waiter left");
+    });
+}
+
+/// Three threads on a fresh token: one triggers it, one waits on it, and the main thread makes
+/// a child: the child ends triggered, with the token's reason.
+#[test]
+fn a_child_made_beside_a_first_waiter_is_never_missed() {
+    model(|| {
+        let token = CancelToken::new();
+        let (trigger, first) = (token.clone(), token.clone());
+        let t = thread::spawn(move || trigger.trigger_with("stop"));
+        let w = thread::spawn(move || block_on(first.wait()));
+        let child = token.child();
+        t.join().unwrap();
+        w.join().unwrap();
+        assert!(
+            child.is_triggered(),
+            "the child of a triggered token triggers"
+        );
+        assert_eq!(child.triggered_token().as_ref(), Some(&token));
+        assert_eq!(child.reason().unwrap().message(), Some("stop"));
+    });
+}
+
+/// Three threads on a fresh token: one triggers it, one waits on it, and the main thread
+/// registers a callback: the callback runs exactly once.
+#[test]
+fn a_callback_registered_beside_a_first_waiter_runs_once() {
+    model(|| {
+        let token = CancelToken::new();
+        let (trigger, first) = (token.clone(), token.clone());
+        let t = thread::spawn(move || trigger.trigger());
+        let w = thread::spawn(move || block_on(first.wait()));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let guard = token.on_cancel(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        t.join().unwrap();
+        w.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the callback ran once");
+        drop(guard);
+    });
+}
+
+/// A parent and its child triggered at once, each with a waiter and a callback: every token
+/// ends triggered exactly once (one of the two triggers of the child wins), with a reason
+/// consistent with its parents, every waiter is woken by someone, and every callback runs
+/// once, with its own token's reason.
+#[test]
+fn a_parent_and_a_child_triggered_at_once_end_consistent() {
+    model(|| {
+        let parent = CancelToken::named("parent");
+        let child = parent.child_named("child");
+        let grandchild = child.child();
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let guards: Vec<_> = [&parent, &child, &grandchild]
+            .into_iter()
+            .enumerate()
+            .map(|(k, token)| {
+                let heard = Arc::clone(&heard);
+                token.on_cancel(move |reason| heard.lock().unwrap().push((k, reason.clone())))
+            })
+            .collect();
+        let waiter = grandchild.clone();
+        let w = thread::spawn(move || block_on(waiter.wait()));
+        let c = child.clone();
+        let tc = thread::spawn(move || c.trigger_with("child"));
+        assert!(parent.trigger_with("parent"));
+        let child_won = tc.join().unwrap();
+        w.join().unwrap();
+        let origin = if child_won { &child } else { &parent };
+        assert_eq!(child.triggered_token().as_ref(), Some(origin));
+        assert_eq!(grandchild.triggered_token().as_ref(), Some(origin));
+        assert_eq!(grandchild.reason(), child.reason());
+        let mut heard = heard.lock().unwrap().clone();
+        heard.sort_by_key(|(k, _)| *k);
+        let messages: Vec<_> = heard
+            .iter()
+            .map(|(k, reason)| (*k, reason.message().unwrap().to_owned()))
+            .collect();
+        let expected = origin.name().unwrap().to_owned();
+        assert_eq!(
+            messages,
+            [
+                (0, "parent".to_owned()),
+                (1, expected.clone()),
+                (2, expected)
+            ],
+            "every callback ran once, with its own token's reason"
+        );
+        drop(guards);
     });
 }
