@@ -560,7 +560,7 @@ impl Node {
         }
         // Registered outside the node's lock: the timer thread locks nodes (to trigger them)
         // after releasing its own lock, never the other way round.
-        let key = time::register(deadline, Arc::downgrade(this));
+        let key = time::register(deadline, Arc::downgrade(this) as Weak<dyn time::Expire>);
         let mut links = this.links();
         let stale = if links.published {
             // Triggered meanwhile (possibly by this very timer): nothing to keep.
@@ -676,6 +676,12 @@ impl Node {
             let links = lock(&cold.links);
             (links.children.len(), links.callbacks.len())
         })
+    }
+}
+
+impl time::Expire for Node {
+    fn expire(self: Arc<Self>) {
+        Node::trigger(&self, Reason::new(ReasonKind::Timeout));
     }
 }
 
