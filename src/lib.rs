@@ -64,7 +64,7 @@
 //! - Nothing leaks: dropped children, waits and callback guards unregister in O(1).
 //! - No async runtime is required; waits work on tokio, smol, async-std, any `block_on`, or a
 //!   plain thread with [`wait_blocking`](CancelToken::wait_blocking). Deadline tokens
-//!   ([`with_timeout`](CancelToken::with_timeout)) fire from the crate's own timer thread.
+//!   ([`with_timeout`](CancelToken::with_timeout)) fire from the crate's own timer threads.
 //! - Adapters ([`run`](CancelToken::run), [`stream`](CancelToken::stream),
 //!   [`cancellable_wait`](CancelToken::cancellable_wait)) check the token before the wrapped
 //!   work at every poll: cancellation wins ties, and wrapped work is dropped as soon as the

@@ -728,7 +728,7 @@ impl CancelToken {
     /// A new token that triggers itself with [`ReasonKind::Timeout`](crate::ReasonKind::Timeout)
     /// once `timeout` has elapsed.
     ///
-    /// The deadline is enforced by the crate's own timer thread, so it fires with no async
+    /// The deadline is enforced by the crate's own timer threads, so it fires with no async
     /// runtime anywhere in the process: async and blocking waiters wake and callbacks run at
     /// the deadline. A manual trigger before the deadline keeps its own reason and releases
     /// the timer entry; so does dropping every handle. A timeout too large to represent as an
@@ -736,8 +736,9 @@ impl CancelToken {
     ///
     /// # Precision
     ///
-    /// The token triggers at or after the deadline, usually within a millisecond; a callback
-    /// of another deadline token that blocks the timer thread delays the ones due after it.
+    /// The token triggers at or after the deadline, usually within a millisecond. Callbacks run
+    /// on one of the timer's threads; one that blocks delays the other deadlines by about 2 ms
+    /// at most, and deadlines close together may run their callbacks in either order.
     ///
     /// # Examples
     ///

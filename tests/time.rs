@@ -1,13 +1,14 @@
 //! Deadline tokens: `with_timeout`, `with_deadline`, `child_with_timeout`, `child_with_deadline`
-//! and `deadline()`, driven by the crate's own timer thread.
+//! and `deadline()`, driven by the crate's own timer threads.
 //!
 //! Real time is under test here, so lower bounds are exact (a deadline never fires early) and
 //! upper bounds are generous (`LIMIT`, or 5 s where a gross delay should fail loudly).
 
 mod common;
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -75,7 +76,7 @@ fn with_timeout_runs_callbacks_at_the_deadline() {
         token.wait_blocking_timeout(LIMIT),
         "the deadline never fired"
     );
-    // Callbacks run after waiters are woken; give the timer thread a moment to finish them.
+    // Callbacks run after waiters are woken; give the timer's thread a moment to finish them.
     common::wait_until("the callback", LIMIT, || !fired.lock().unwrap().is_empty());
     let fired = fired.lock().unwrap();
     assert_eq!(fired.len(), 1);
@@ -226,7 +227,7 @@ fn unrepresentable_and_far_deadlines_never_fire_and_do_not_panic() {
     let very_far = CancelToken::with_deadline(extreme);
     assert_eq!(very_far.deadline(), Some(extreme));
 
-    // The timer thread, sleeping towards those, still serves an earlier deadline.
+    // The timer, sleeping towards those, still serves an earlier deadline.
     let soon = CancelToken::with_timeout(Duration::from_millis(20));
     assert!(
         soon.wait_blocking_timeout(LIMIT),
@@ -423,8 +424,8 @@ fn a_callback_on_the_timer_thread_may_create_and_drop_deadline_tokens() {
     let first = CancelToken::with_timeout(Duration::from_millis(10));
     let (tx, rx) = std::sync::mpsc::channel();
     let _guard = first.on_cancel(move |_| {
-        // Runs on the timer thread: registering and releasing timers from here must not
-        // deadlock it.
+        // Runs on a timer thread: registering and releasing timers from here must not
+        // deadlock the timer.
         drop(CancelToken::with_timeout(Duration::from_secs(3600)));
         let dropped_unfired = CancelToken::with_timeout(Duration::from_millis(1));
         dropped_unfired.trigger();
@@ -435,7 +436,7 @@ fn a_callback_on_the_timer_thread_may_create_and_drop_deadline_tokens() {
         .expect("the first deadline's callback never ran");
     assert!(
         second.wait_blocking_timeout(LIMIT),
-        "a deadline registered from the timer thread never fired"
+        "a deadline registered from a timer thread never fired"
     );
     assert_eq!(kind(&second), Some(ReasonKind::Timeout));
 }
@@ -490,4 +491,152 @@ fn timeout_under_async_std() {
     check(within(LIMIT, || {
         async_std::task::block_on(async_std::task::spawn(timeout_wait()))
     }));
+}
+
+// ----- callbacks that block or panic on the thread that fires them -----
+
+/// How late a deadline may fire while another deadline's callback blocks: generous for a
+/// loaded 2-core machine, yet far below the seconds a stalled timer would add.
+const LATE: Duration = Duration::from_millis(500);
+
+#[test]
+fn a_deadline_callback_that_waits_for_a_later_deadline_sees_it_fire() {
+    let start = Instant::now();
+    let a = CancelToken::with_timeout(Duration::from_millis(20));
+    let b = CancelToken::with_timeout(Duration::from_millis(40));
+    let b_fired: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let _b_guard = b.on_cancel({
+        let b_fired = Arc::clone(&b_fired);
+        move |_| *b_fired.lock().unwrap() = Some(Instant::now())
+    });
+    let (tx, rx) = mpsc::channel();
+    let _a_guard = a.on_cancel({
+        let b = b.clone();
+        move |_| {
+            // Blocks the thread that fired `a` until `b` fires, or for 2 s.
+            let _ = tx.send(b.wait_blocking_timeout(Duration::from_secs(2)));
+        }
+    });
+
+    let saw_b = within(LIMIT, move || rx.recv().expect("a's callback never ran"));
+    assert!(
+        saw_b,
+        "a's callback blocked for 2 s: b's deadline did not fire while it waited"
+    );
+    common::wait_until("b's callback", LIMIT, || b_fired.lock().unwrap().is_some());
+    let fired = b_fired.lock().unwrap().unwrap() - start;
+    assert!(
+        fired >= Duration::from_millis(40),
+        "b fired after {fired:?}"
+    );
+    assert!(
+        fired < Duration::from_millis(40) + LATE,
+        "b fired after {fired:?}"
+    );
+    assert_eq!(kind(&a), Some(ReasonKind::Timeout));
+    assert_eq!(kind(&b), Some(ReasonKind::Timeout));
+}
+
+#[test]
+fn fifty_deadlines_fire_on_time_while_another_deadlines_callback_blocks() {
+    const N: u32 = 50;
+    within(LIMIT, || {
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (returned_tx, returned_rx) = mpsc::channel();
+        let blocker = CancelToken::with_timeout(Duration::from_millis(5));
+        let blocker_guard = blocker.on_cancel(move |_| {
+            let _ = entered_tx.send(());
+            // Until the test lets go: as good as forever for every deadline below.
+            let _ = release_rx.recv();
+            let _ = returned_tx.send(());
+        });
+        entered_rx.recv().expect("the blocking callback never ran");
+
+        // The checks run while the callback blocks; it is released whatever they find, since
+        // dropping its guard waits for it to return.
+        let checks = panic::catch_unwind(AssertUnwindSafe(|| {
+            // Registered while that callback blocks: 10 ms to 59 ms, interleaved.
+            let start = Instant::now();
+            let fired: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
+            let mut tokens = Vec::new();
+            for i in 0..N {
+                let deadline = start + Duration::from_millis(10 + u64::from((i * 17) % N));
+                let token = CancelToken::with_deadline(deadline);
+                let guard = token.on_cancel({
+                    let fired = Arc::clone(&fired);
+                    move |_| fired.lock().unwrap().push((i, Instant::now()))
+                });
+                tokens.push((token, deadline, guard));
+            }
+            common::wait_until("every callback", GENEROUS, || {
+                fired.lock().unwrap().len() == N as usize
+            });
+            for &(i, at) in fired.lock().unwrap().iter() {
+                let (token, deadline, _) = &tokens[i as usize];
+                assert!(
+                    at >= *deadline,
+                    "token {i} fired {:?} early",
+                    *deadline - at
+                );
+                assert!(
+                    at < *deadline + LATE,
+                    "token {i} fired {:?} late",
+                    at - *deadline
+                );
+                assert_eq!(kind(token), Some(ReasonKind::Timeout));
+            }
+            assert!(
+                returned_rx.try_recv().is_err(),
+                "the blocking callback returned before it was released"
+            );
+        }));
+
+        release_tx.send(()).unwrap();
+        returned_rx
+            .recv()
+            .expect("the released callback never returned");
+        drop(blocker_guard);
+        if let Err(payload) = checks {
+            panic::resume_unwind(payload);
+        }
+    });
+}
+
+#[test]
+fn a_panicking_deadline_callback_does_not_stop_later_deadlines() {
+    within(LIMIT, || {
+        let panicking = CancelToken::with_timeout(Duration::from_millis(10));
+        let _panics = panicking.on_cancel(|_| panic!("a deadline callback panics on purpose"));
+        let (after_tx, after_rx) = mpsc::channel();
+        let _runs_after = panicking.on_cancel(move |_| {
+            let _ = after_tx.send(());
+        });
+        let later = CancelToken::with_timeout(Duration::from_millis(30));
+        assert!(
+            later.wait_blocking_timeout(GENEROUS),
+            "a deadline due after the panic never fired"
+        );
+        assert_eq!(kind(&panicking), Some(ReasonKind::Timeout));
+        after_rx
+            .recv_timeout(GENEROUS)
+            .expect("the token's next callback did not run after the panic");
+
+        // The threads that fire deadlines survived: more panics, then more deadlines.
+        let again: Vec<_> = (0..3)
+            .map(|i| {
+                let token = CancelToken::with_timeout(Duration::from_millis(5 + i));
+                let guard = token.on_cancel(|_| panic!("again"));
+                (token, guard)
+            })
+            .collect();
+        let last = CancelToken::with_timeout(Duration::from_millis(20));
+        assert!(
+            last.wait_blocking_timeout(GENEROUS),
+            "deadlines stopped after several panics"
+        );
+        for (token, _) in &again {
+            assert!(token.wait_blocking_timeout(GENEROUS));
+        }
+    });
 }

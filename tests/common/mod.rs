@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
-/// Generous bound for anything that waits on another thread, an executor or the timer thread.
+/// Generous bound for anything that waits on another thread, an executor or the timer.
 /// It only turns a hang into a failure; no test asserts an upper bound tighter than this.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
