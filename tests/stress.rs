@@ -714,11 +714,10 @@ fn one_tree_hammered_from_threads_tokio_and_smol() {
 /// callbacks and waiters; a slow waker registered on `y` first widens that window.
 ///
 /// Asserted: when `x.trigger()` returns `true`, `y` reports triggered, with the reason of
-/// whichever trigger reached it first and that trigger's token, and `y`'s waiter has been
-/// woken (the trigger that meets a node another trigger is still waking waits for the
-/// wake-ups); `y`'s callback runs exactly once. As documented, `y`'s callback runs on the
-/// thread of the trigger that reached it first, so it may run after `x.trigger()` returned;
-/// the test prints how often it did.
+/// whichever trigger reached it first and that trigger's token. If that was `x`, `y`'s waiter
+/// has been woken and its callback has run before `x.trigger()` returned; if it was `p`, they
+/// are `p`'s trigger's to finish (the rule tokio-util and .NET give), and they are done once
+/// `p.trigger()` returned. The test prints how often `p` won.
 #[test]
 #[ignore = "stress: run in release with --ignored"]
 fn concurrent_triggers_meet_at_a_shared_descendant() {
@@ -728,7 +727,7 @@ fn concurrent_triggers_meet_at_a_shared_descendant() {
             thread::sleep(Duration::from_millis(2));
         }
     }
-    let mut callback_later = 0;
+    let mut p_first = 0;
     let mut rounds = 0;
     run_rounds("shared_descendant", 4, 300, |_| {
         rounds += 1;
@@ -764,34 +763,31 @@ fn concurrent_triggers_meet_at_a_shared_descendant() {
             y.is_triggered(),
             "a descendant of a token whose trigger returned"
         );
-        assert_eq!(
-            waker.count(),
-            1,
-            "y's waiters were woken before x.trigger() returned"
-        );
         let origin = y.triggered_token().unwrap();
         assert!(origin == x || origin == p);
         assert_eq!(y.reason().unwrap().message(), origin.name());
         assert!(children.iter().all(CancelToken::is_triggered));
-        if count(&ran) == 0 {
-            callback_later += 1;
+        if origin == x {
+            assert_eq!(waker.count(), 1, "x claimed y: y's waiters were woken");
+            assert_eq!(count(&ran), 1, "x claimed y: y's callback ran");
+        } else {
+            p_first += 1;
         }
         other.join().unwrap();
         assert_eq!(count(&ran), 1);
         assert_eq!(waker.count(), 1);
         assert!(poll_with(&mut wait, &waker).is_ready());
     });
-    eprintln!(
-        "shared_descendant: in {callback_later} of {rounds} rounds y's callback ran on p's \
-         thread after x.trigger() returned (documented)"
-    );
+    eprintln!("shared_descendant: in {p_first} of {rounds} rounds p's trigger reached y first");
 }
 
 /// Triggers overlap inside one random graph: three threads trigger three nested nodes (an
 /// ancestor, a node in its subtree, a node in that one's subtree) at the same moment. A
-/// trigger that returns `true` must leave its whole subtree triggered, including the parts
-/// another, unfinished trigger reached first, and every node must name one of the three as its
-/// origin, with that one's reason.
+/// trigger that returns `true` leaves triggered every node it could reach without passing a
+/// node another trigger reached first: a node below it still untriggered when it returned must
+/// end up with another trigger as its origin. Every node names one of the three as its origin,
+/// with that one's reason, and carries what one of its parents carries; every callback runs
+/// once with its own token's reason.
 #[test]
 #[ignore = "stress: run in release with --ignored"]
 fn overlapping_triggers_leave_whole_subtrees_triggered() {
@@ -870,20 +866,29 @@ fn overlapping_round(seed: u64) {
             let below = descendants(k);
             thread::spawn(move || {
                 barrier.wait();
-                if tokens[k].trigger_with(format!("t{j}")) {
-                    for &d in &below {
-                        assert!(
-                            tokens[d].is_triggered(),
-                            "node {d}, below node {k} whose trigger returned"
-                        );
-                    }
-                }
+                let won = tokens[k].trigger_with(format!("t{j}"));
+                let untriggered: Vec<usize> = below
+                    .into_iter()
+                    .filter(|&d| won && !tokens[d].is_triggered())
+                    .collect();
+                (k, untriggered)
             })
         })
         .collect();
+    let mut left = Vec::new();
     for thread in threads {
-        if let Err(payload) = thread.join() {
-            panic::resume_unwind(payload);
+        match thread.join() {
+            Ok(result) => left.push(result),
+            Err(payload) => panic::resume_unwind(payload),
+        }
+    }
+    for (k, untriggered) in left {
+        for d in untriggered {
+            assert_ne!(
+                tokens[d].triggered_token().as_ref(),
+                Some(&tokens[k]),
+                "node {d} was left untriggered by node {k}'s trigger, which it names"
+            );
         }
     }
     let origins: Vec<&CancelToken> = picked.iter().map(|&k| &tokens[k]).collect();
