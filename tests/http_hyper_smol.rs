@@ -436,7 +436,7 @@ fn retry_on_smol_back_off_of_10s_cancelled_at_50ms_returns_at_once_after_one_att
         let attempts = AtomicUsize::new(0);
         let retrying = retry(
             &token,
-            std::iter::repeat(Duration::from_secs(10)).take(5),
+            std::iter::repeat_n(Duration::from_secs(10), 5),
             |outcome: &Result<http::Response<Incoming>, ClientError>| match outcome {
                 Ok(response) if response.status() == 503 => Retry::Retry,
                 Ok(_) => Retry::Done,
@@ -462,7 +462,7 @@ fn retry_on_smol_without_cancellation_gets_200() {
         let token = CancelToken::named("retry");
         let response = retry(
             &token,
-            std::iter::repeat(Duration::from_millis(20)).take(5),
+            std::iter::repeat_n(Duration::from_millis(20), 5),
             |outcome: &Result<http::Response<Incoming>, ClientError>| match outcome {
                 Ok(response) if response.status() == 503 => Retry::Retry,
                 Ok(_) => Retry::Done,

@@ -504,7 +504,7 @@ async fn retry_back_off_of_10s_cancelled_at_50ms_returns_at_once_after_one_attem
     let attempts = AtomicUsize::new(0);
     let retrying = retry(
         &token,
-        std::iter::repeat(Duration::from_secs(10)).take(5),
+        std::iter::repeat_n(Duration::from_secs(10), 5),
         |outcome: &Result<reqwest::Response, reqwest::Error>| match outcome {
             Ok(response) if response.status() == 503 => Retry::Retry,
             Ok(_) => Retry::Done,
@@ -533,7 +533,7 @@ async fn retry_without_cancellation_gets_200_after_the_503s() {
         "retry",
         retry(
             &token,
-            std::iter::repeat(Duration::from_millis(20)).take(5),
+            std::iter::repeat_n(Duration::from_millis(20), 5),
             |outcome: &Result<reqwest::Response, reqwest::Error>| match outcome {
                 Ok(response) if response.status() == 503 => {
                     // Honour the server's Retry-After (0 s here).
