@@ -86,9 +86,8 @@ where
 /// assert_eq!(body, "body of http://example.test/");
 ///
 /// token.trigger_with("page closed");
-/// let err = send(&token, || async { unreachable!("never built") as Result<String, std::io::Error> })
-///     .await
-///     .unwrap_err();
+/// // A triggered token never builds the request.
+/// let err = send(&token, || fetch("http://never.test/")).await.unwrap_err();
 /// assert!(err.is_cancelled());
 /// # });
 /// ```

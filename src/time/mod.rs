@@ -75,7 +75,7 @@ pub(crate) fn register(deadline: Instant, target: Weak<dyn Expire>) -> TimerKey 
     let earliest = state
         .entries
         .first_key_value()
-        .map_or(true, |(first, _)| key < *first);
+        .is_none_or(|(first, _)| key < *first);
     state.entries.insert(key, target);
     if !state.started {
         state.started = true;
