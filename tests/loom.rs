@@ -97,7 +97,7 @@ fn a_child_created_during_a_trigger_ends_triggered_once_with_the_origins_reason(
         let child = parent.child();
         t.join().unwrap();
         assert!(child.is_triggered());
-        assert_eq!(child.reason().unwrap().kind(), ReasonKind::Signal);
+        assert_eq!(child.reason().unwrap().message(), Some("stop"));
         assert_eq!(child.triggered_token(), Some(parent));
         assert!(!child.trigger(), "the child was triggered exactly once");
     });
