@@ -94,10 +94,17 @@ impl<T: TokenRef> Waiter<T> {
     }
 
     /// Drops the registration, if any.
+    #[inline]
     pub(crate) fn release(&mut self) {
         if let Some(key) = self.key.take() {
-            self.token.token().node().unregister_waiter(key);
+            self.unregister(key);
         }
+    }
+
+    /// Out of line, so that dropping an adapter that never registered stays a branch.
+    #[inline(never)]
+    fn unregister(&self, key: usize) {
+        self.token.token().node().unregister_waiter(key);
     }
 
     pub(crate) fn is_registered(&self) -> bool {

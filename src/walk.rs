@@ -94,7 +94,9 @@ impl Walk {
         let timer = links.timer.take();
         let (first, more) = links.children.take_all();
         drop(links);
-        if self.work.is_empty() {
+        // A large list is taken over as the worklist rather than copied; a small one is
+        // copied, so that the worklist keeps its allocation from level to level.
+        if more.capacity() > self.work.capacity() && self.work.is_empty() {
             self.work = more;
         } else {
             self.work.extend(more);
