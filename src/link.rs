@@ -54,18 +54,12 @@ pub(crate) struct ChildEntry {
 }
 
 /// The children of a node. Key 0 is an inline slot, so a first child costs no allocation of
-/// its own; key `k > 0` is slot `k - 1` of a boxed [`Spill`], made for the second child and
-/// freed when it empties, which keeps a token's cold state small.
+/// its own; key `k > 0` is `more[k - 1]`.
 #[derive(Default)]
 pub(crate) struct ChildList {
     first: Option<ChildEntry>,
-    more: Option<Box<Spill>>,
-}
-
-#[derive(Default)]
-struct Spill {
     /// Never ends with a vacant slot.
-    entries: Vec<Option<ChildEntry>>,
+    more: Vec<Option<ChildEntry>>,
     /// Holes left when the last entry could not be moved (its child was being dropped, so its
     /// key could not be rewritten); reused first. Keys here may be stale: each is checked.
     holes: Vec<usize>,
@@ -74,67 +68,64 @@ struct Spill {
 impl ChildList {
     #[cfg(any(test, cancel_token_loom))]
     pub(crate) fn len(&self) -> usize {
-        let more = self.more.as_ref();
-        usize::from(self.first.is_some())
-            + more.map_or(0, |more| more.entries.iter().flatten().count())
+        usize::from(self.first.is_some()) + self.more.iter().flatten().count()
     }
 
     /// How many slots a trigger walks through, for the tests that the list stays dense.
     #[cfg(test)]
     pub(crate) fn slots(&self) -> usize {
-        1 + self.more.as_ref().map_or(0, |more| more.entries.len())
+        1 + self.more.len()
     }
 
     fn slot(&mut self, key: usize) -> Option<&mut Option<ChildEntry>> {
         match key.checked_sub(1) {
             None => Some(&mut self.first),
-            Some(index) => self.more.as_mut()?.entries.get_mut(index),
+            Some(index) => self.more.get_mut(index),
         }
     }
 
     pub(crate) fn insert(&mut self, entry: ChildEntry) -> usize {
-        if let Some(more) = &mut self.more {
-            while let Some(key) = more.holes.pop() {
-                let slot = match key.checked_sub(1) {
-                    None => &mut self.first,
-                    Some(index) => match more.entries.get_mut(index) {
-                        Some(slot) => slot,
-                        None => continue,
-                    },
-                };
-                if slot.is_none() {
-                    *slot = Some(entry);
-                    return key;
-                }
+        while let Some(key) = self.holes.pop() {
+            if let Some(slot @ None) = self.slot(key) {
+                *slot = Some(entry);
+                return key;
             }
-        } else if self.first.is_none() {
+        }
+        if self.first.is_none() && self.more.is_empty() {
             self.first = Some(entry);
             return 0;
         }
-        let more = self.more.get_or_insert_with(Box::default);
-        more.entries.push(Some(entry));
-        more.entries.len()
+        self.more.push(Some(entry));
+        self.more.len()
     }
 
     /// Removes the entry under `key` and fills its slot with the last entry, rewriting that
-    /// child's key. Returns the removed entry and the moved child: the caller drops both after
-    /// releasing the lock, since dropping the moved child's handle may drop the child.
-    pub(crate) fn remove(&mut self, key: usize) -> (Option<ChildEntry>, Option<Arc<Node>>) {
-        let Some(removed) = self.slot(key).and_then(Option::take) else {
-            return (None, None);
-        };
-        let Some(more) = &mut self.more else {
-            return (Some(removed), None);
-        };
-        pop_vacant(&mut more.entries);
+    /// child's key. Returns the moved child: the caller drops it after releasing the lock,
+    /// since dropping that handle may drop the child, which locks this list's node. (The
+    /// removed entry is a `Weak`, whose drop runs no code of anyone's.)
+    #[inline]
+    pub(crate) fn remove(&mut self, key: usize) -> Option<Arc<Node>> {
+        // The common case: the newest child goes first. Nothing moves.
+        if key != 0 && key == self.more.len() {
+            self.more.pop();
+            pop_vacant(&mut self.more);
+            self.shrink();
+            return None;
+        }
+        self.remove_and_fill(key)
+    }
+
+    fn remove_and_fill(&mut self, key: usize) -> Option<Arc<Node>> {
+        self.slot(key).and_then(Option::take)?;
+        pop_vacant(&mut self.more);
         let mut moved = None;
         // `key` is below the number of slots (inline one included) exactly when it is not last.
-        if key < more.entries.len() {
-            let last = more.entries.last().and_then(Option::as_ref);
+        if key < self.more.len() {
+            let last = self.more.last().and_then(Option::as_ref);
             match last.and_then(|entry| entry.node.upgrade()) {
                 Some(child) => {
-                    let entry = more.entries.pop().flatten();
-                    pop_vacant(&mut more.entries);
+                    let entry = self.more.pop().flatten();
+                    pop_vacant(&mut self.more);
                     if let Some(entry) = &entry {
                         if let Some(link) = child.parent_link(entry.parent) {
                             link.key.store(key, Ordering::Relaxed);
@@ -147,34 +138,31 @@ impl ChildList {
                 }
                 // The last child is being dropped and will come to remove itself by its key,
                 // which cannot be rewritten now: leave a hole.
-                None => more.holes.push(key),
+                None => self.holes.push(key),
             }
         }
         self.shrink();
-        (Some(removed), moved)
+        moved
     }
 
-    /// Frees the spill once empty, and most of its capacity once mostly unused.
+    /// Gives back most of the capacity once mostly unused; keeps a small allocation for the
+    /// next children.
+    #[inline]
     fn shrink(&mut self) {
-        let Some(more) = &mut self.more else {
-            return;
-        };
-        if more.entries.is_empty() {
-            // Holes can only be in the spill or the inline slot, and inserting fills the
-            // inline slot first once the spill is gone.
-            self.more = None;
-            return;
+        if self.more.is_empty() && !self.holes.is_empty() {
+            // Holes can only be in the inline slot now, and inserting fills it first.
+            self.holes = Vec::new();
         }
-        let capacity = more.entries.capacity();
-        if capacity > SHRINK_THRESHOLD && more.entries.len() * 4 < capacity {
-            more.entries.shrink_to(more.entries.len() * 2);
+        let capacity = self.more.capacity();
+        if capacity > SHRINK_THRESHOLD && self.more.len() * 4 < capacity {
+            self.more.shrink_to(self.more.len() * 2);
         }
     }
 
     /// Every entry, for a trigger: the list is left empty.
     pub(crate) fn take_all(&mut self) -> (Option<ChildEntry>, Vec<Option<ChildEntry>>) {
-        let more = self.more.take().map(|more| more.entries);
-        (self.first.take(), more.unwrap_or_default())
+        self.holes = Vec::new();
+        (self.first.take(), std::mem::take(&mut self.more))
     }
 }
 
