@@ -306,7 +306,7 @@ fn a_token_born_triggered_keeps_only_its_origin_alive() {
     assert_eq!(origin.registrations(), (0, 0));
 }
 
-/// A node is 40 bytes and its cold state 208 (64-bit targets): the first child of a plain
+/// A node is 40 bytes and its cold state 248 (64-bit targets): the first child of a plain
 /// token costs the child (56 with the `Arc` counters) and the parent's cold state, nothing else.
 #[test]
 #[cfg(target_pointer_width = "64")]
