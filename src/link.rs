@@ -124,8 +124,9 @@ impl ChildList {
             let last = self.more.last().and_then(Option::as_ref);
             match last.and_then(|entry| entry.node.upgrade()) {
                 Some(child) => {
+                    // `key` names a slot before the last, so it is still there after the pop;
+                    // vacant slots before the last are popped only once it is filled.
                     let entry = self.more.pop().flatten();
-                    pop_vacant(&mut self.more);
                     if let Some(entry) = &entry {
                         if let Some(link) = child.parent_link(entry.parent) {
                             link.key.store(key, Ordering::Relaxed);
@@ -134,6 +135,7 @@ impl ChildList {
                     if let Some(slot) = self.slot(key) {
                         *slot = entry;
                     }
+                    pop_vacant(&mut self.more);
                     moved = Some(child);
                 }
                 // The last child is being dropped and will come to remove itself by its key,

@@ -318,3 +318,17 @@ fn a_node_and_its_cold_state_stay_small() {
         crate::node::cold_size()
     );
 }
+
+/// A token linked twice to one parent (`chain(&t, &t)`) is unlinked last entry first; the
+/// entry moved into the hole must survive the vacant slot before it being popped (the model
+/// test found a child list that dropped it, so the parent's trigger missed a sibling).
+#[test]
+fn unlinking_a_doubly_linked_token_keeps_the_entry_moved_into_its_hole() {
+    let parent = CancelToken::new();
+    let twice = parent.chain(&parent);
+    let sibling = parent.chain(&CancelToken::new());
+    drop(twice);
+    assert_eq!(parent.registrations(), (1, 0));
+    parent.trigger();
+    assert!(sibling.is_triggered());
+}
