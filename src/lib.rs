@@ -1,7 +1,7 @@
 //! Runtime-agnostic cancellation tokens for async and threaded Rust.
 //!
 //! A [`CancelToken`] is a cheap handle that any library can accept and any application can
-//! trigger, from a task, a plain thread, a timer or a signal handler. It records *why* it was
+//! trigger, from a task, a plain thread, a timer or a signal-watching thread. It records *why* it was
 //! triggered (a [`Reason`]), wakes async and blocking waiters on any executor (or none),
 //! propagates to [children](CancelToken::child) and [linked tokens](CancelToken::chain),
 //! runs [callbacks](CancelToken::on_cancel), and turns into a [`Cancelled`] error for `?`.
@@ -59,8 +59,9 @@
 //!   together.
 //! - [`is_triggered`](CancelToken::is_triggered) is one atomic load; `clone` and `drop` are one
 //!   reference-count operation.
-//! - Propagation is push-based and iterative: descendants are triggered before `trigger`
-//!   returns, at any depth, without recursion.
+//! - Propagation is push-based and iterative: when the `trigger` call that returned `true`
+//!   returns, descendants are triggered at any depth, without recursion, except below one that
+//!   another concurrent trigger reached first (that trigger finishes it).
 //! - Nothing leaks: dropped children, waits and callback guards unregister in O(1).
 //! - No async runtime is required; waits work on tokio, smol, async-std, any `block_on`, or a
 //!   plain thread with [`wait_blocking`](CancelToken::wait_blocking). Deadline tokens

@@ -154,6 +154,17 @@ impl ChildList {
         if self.more.is_empty() && !self.holes.is_empty() {
             // Holes can only be in the inline slot now, and inserting fills it first.
             self.holes = Vec::new();
+        } else if self.holes.len() > self.more.len() + SHRINK_THRESHOLD {
+            // Most recorded holes were popped off the end since: keep the ones still there.
+            let more = &self.more;
+            let first_vacant = self.first.is_none();
+            self.holes.retain(|&key| match key.checked_sub(1) {
+                None => first_vacant,
+                Some(index) => matches!(more.get(index), Some(None)),
+            });
+            self.holes.sort_unstable();
+            self.holes.dedup();
+            self.holes.shrink_to_fit();
         }
         let capacity = self.more.capacity();
         if capacity > SHRINK_THRESHOLD && self.more.len() * 4 < capacity {
@@ -185,8 +196,11 @@ impl Node {
         let Some(links) = self.links_if_any() else {
             return;
         };
-        let removed = lock(links).children.remove(key.load(Ordering::Relaxed));
-        drop(removed);
+        let mut links = lock(links);
+        // The key is read under the lock: that is where the list rewrites it.
+        let moved = links.children.remove(key.load(Ordering::Relaxed));
+        drop(links);
+        drop(moved);
     }
 }
 

@@ -80,8 +80,8 @@ impl fmt::Display for ReasonKind {
 
 /// Why a token was triggered: a [`ReasonKind`] and an optional message.
 ///
-/// A reason is recorded by the first trigger of a token and inherited by every descendant, so
-/// whoever observes the cancellation can tell what caused it. Cloning is cheap: the message is
+/// A reason is recorded by the first trigger of a token and inherited by every descendant that
+/// trigger reaches, so whoever observes the cancellation can tell what caused it. Cloning is cheap: the message is
 /// shared, never copied.
 ///
 /// `Display` prints the message, or a short description of the kind when there is none.

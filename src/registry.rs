@@ -114,16 +114,24 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
             Some(parent) => parent.child(),
             None => CancelToken::new(),
         };
+        // Cloned, and a key already there dropped, with no lock held: both are user code.
+        let stored = key.clone();
         let mut state = lock(&self.shared.state);
         let id = state.next_id;
         state.next_id += 1;
         state.len += 1;
-        state
-            .entries
-            .entry(key.clone())
-            .or_default()
-            .push((id, token.clone()));
+        let spare = match state.entries.get_mut(&stored) {
+            Some(operations) => {
+                operations.push((id, token.clone()));
+                Some(stored)
+            }
+            None => {
+                state.entries.insert(stored, vec![(id, token.clone())]);
+                None
+            }
+        };
         drop(state);
+        drop(spare);
         let registration = Registration {
             shared: Arc::downgrade(&self.shared),
             key,
@@ -163,11 +171,13 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
     {
         let removed = {
             let mut state = lock(&self.shared.state);
-            let removed = state.entries.remove(key).unwrap_or_default();
-            state.len -= removed.len();
+            let removed = state.entries.remove_entry(key);
+            state.len -= removed.as_ref().map_or(0, |(_, tokens)| tokens.len());
             removed
         };
-        trigger_all(removed.into_iter().map(|(_, token)| token), reason.into())
+        // The stored key is dropped here, with no lock held.
+        let tokens = removed.into_iter().flat_map(|(_, tokens)| tokens);
+        trigger_all(tokens.map(|(_, token)| token), reason.into())
     }
 
     /// Triggers every registered operation with `reason` and empties the registry. Returns
@@ -368,11 +378,12 @@ impl<K: Eq + Hash> Drop for Registration<K> {
         if let Some(index) = operations.iter().position(|(id, _)| *id == self.id) {
             let (_, token) = operations.swap_remove(index);
             *len -= 1;
-            if operations.is_empty() {
-                entries.remove(&self.key);
-            }
+            // The stored key (user code when dropped) goes after the lock is released.
+            let emptied = operations
+                .is_empty()
+                .then(|| entries.remove_entry(&self.key));
             drop(state);
-            drop(token);
+            drop((token, emptied));
         }
     }
 }

@@ -110,8 +110,9 @@ impl CancelToken {
     /// # Panics
     ///
     /// If a callback registered with [`on_cancel`](Self::on_cancel) panics, the first panic is
-    /// resumed here after every callback has run. The token and its descendants are triggered
-    /// regardless.
+    /// resumed here after every callback has run, unless this thread is already unwinding (a
+    /// trigger from a `Drop`), where a second panic would abort: then it is swallowed. The
+    /// token and its descendants are triggered regardless.
     ///
     /// # Examples
     ///
@@ -148,8 +149,9 @@ impl CancelToken {
     ///
     /// # Panics
     ///
-    /// If a callback panics, the first panic is resumed here after every callback has run.
-    /// The token and its descendants are triggered regardless.
+    /// If a callback panics, the first panic is resumed here after every callback has run,
+    /// unless this thread is already unwinding, where it is swallowed instead (a second panic
+    /// would abort the process). The token and its descendants are triggered regardless.
     ///
     /// # Examples
     ///
@@ -393,7 +395,8 @@ impl CancelToken {
         wait::block(&self.node, Some(deadline))
     }
 
-    /// A new token that is triggered when this one is, with this one's reason.
+    /// A new token that is triggered when this one is, with this one's reason (unless it is
+    /// triggered first by a trigger of its own).
     ///
     /// Triggering the child does not affect this token or its other children. A child of a
     /// triggered token is born triggered. The link lives as long as the child (or one of its

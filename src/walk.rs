@@ -138,7 +138,13 @@ impl Walk {
         }
         drop(callbacks);
         if let Some(payload) = first_panic {
-            panic::resume_unwind(payload);
+            // A second panic while this thread unwinds would abort the process: a trigger
+            // made from a `Drop` during unwinding swallows its callbacks' panic instead.
+            if std::thread::panicking() {
+                drop_payload(payload);
+            } else {
+                panic::resume_unwind(payload);
+            }
         }
     }
 }

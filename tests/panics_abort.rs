@@ -155,3 +155,35 @@ fn a_drop_guard_dropped_while_unwinding_survives_a_payload_that_panics_on_drop()
         },
     );
 }
+
+/// A plain `trigger()` made from a user `Drop` while the thread unwinds, on a token whose
+/// callback panics: resuming that panic there would abort the process, so the trigger
+/// swallows it (every callback still runs, and the token is triggered).
+#[test]
+fn a_trigger_from_a_drop_during_unwinding_survives_a_panicking_callback() {
+    in_child_process(
+        "a_trigger_from_a_drop_during_unwinding_survives_a_panicking_callback",
+        || {
+            struct TriggerOnDrop(CancelToken);
+            impl Drop for TriggerOnDrop {
+                fn drop(&mut self) {
+                    self.0.trigger();
+                }
+            }
+            let token = CancelToken::new();
+            let ran = Arc::new(AtomicUsize::new(0));
+            let _first = token.on_cancel(|_| panic!("a callback panics"));
+            let counter = Arc::clone(&ran);
+            let _second = token.on_cancel(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            });
+            let unwound = panic::catch_unwind(AssertUnwindSafe(|| {
+                let _trigger = TriggerOnDrop(token.clone());
+                panic!("the work fails");
+            }));
+            assert!(unwound.is_err(), "the work's own panic comes out");
+            assert!(token.is_triggered());
+            assert_eq!(ran.load(Ordering::SeqCst), 1, "the other callback ran");
+        },
+    );
+}
