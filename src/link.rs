@@ -148,10 +148,26 @@ impl ChildList {
     }
 
     /// Gives back most of the capacity once mostly unused; keeps a small allocation for the
-    /// next children.
+    /// next children. Two checks inline; the work, rarely needed, out of line.
     #[inline]
     fn shrink(&mut self) {
-        if self.more.is_empty() && !self.holes.is_empty() {
+        if !self.holes.is_empty() {
+            self.shrink_holes();
+        }
+        let capacity = self.more.capacity();
+        if capacity > SHRINK_THRESHOLD && self.more.len() * 4 < capacity {
+            self.shrink_more();
+        }
+    }
+
+    #[cold]
+    fn shrink_more(&mut self) {
+        self.more.shrink_to(self.more.len() * 2);
+    }
+
+    #[cold]
+    fn shrink_holes(&mut self) {
+        if self.more.is_empty() {
             // Holes can only be in the inline slot now, and inserting fills it first.
             self.holes = Vec::new();
         } else if self.holes.len() > self.more.len() + SHRINK_THRESHOLD {
@@ -165,10 +181,6 @@ impl ChildList {
             self.holes.sort_unstable();
             self.holes.dedup();
             self.holes.shrink_to_fit();
-        }
-        let capacity = self.more.capacity();
-        if capacity > SHRINK_THRESHOLD && self.more.len() * 4 < capacity {
-            self.more.shrink_to(self.more.len() * 2);
         }
     }
 
@@ -208,23 +220,30 @@ impl Drop for Node {
     /// Unlinks this node from its parents, and any parent this leaves without handles or
     /// children from its own parents, in a loop: dropping the last handle of a chain a million
     /// links deep uses constant stack, and a plain child allocates nothing to do it.
+    #[inline]
     fn drop(&mut self) {
-        // The common cases first: a token with no links at all, and a plain child.
-        if !self.has_cold_mut() {
-            let Some(link) = self.take_parent() else {
-                return;
-            };
-            if let Some(mut parent) = Arc::into_inner(link.unlink()) {
-                unlink_all(&mut parent);
-            }
-            return;
+        // The common cases first, with no call at all for a token without links: a token
+        // with no links at all, and a plain child.
+        if self.has_cold_mut() {
+            unlink_all(self);
+        } else if let Some(link) = self.take_parent() {
+            unlink_parent(link);
         }
-        unlink_all(self);
+    }
+}
+
+/// Unlinks a plain child (no cold state) from its parent, and the parent from its own parents
+/// if this leaves it without handles or children.
+#[inline(never)]
+fn unlink_parent(link: ParentLink) {
+    if let Some(mut parent) = Arc::into_inner(link.unlink()) {
+        unlink_all(&mut parent);
     }
 }
 
 /// Unlinks `node` from its parents, and each parent this leaves without handles or children
 /// from its own parents, in a loop rather than by recursion.
+#[inline(never)]
 fn unlink_all(node: &mut Node) {
     let mut more = Vec::new();
     let mut next = detach(node, &mut more);

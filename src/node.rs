@@ -500,10 +500,12 @@ impl Node {
     }
 
     /// Whether the node has cold state, for a node being dropped.
+    #[inline]
     pub(crate) fn has_cold_mut(&mut self) -> bool {
         self.cold.get_mut().is_some()
     }
 
+    #[inline]
     pub(crate) fn take_parent(&mut self) -> Option<ParentLink> {
         self.parent.take()
     }
