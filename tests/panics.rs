@@ -19,24 +19,7 @@ use std::sync::Arc;
 use std::task::{Wake, Waker};
 
 use cancel_token::CancelToken;
-use common::{poll_with, within, CountingWaker, LIMIT};
-
-/// A panic payload that panics again when dropped.
-struct Bomb;
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        panic!("second");
-    }
-}
-
-/// Disposes of a payload caught by the test without running a `Bomb`'s `Drop`.
-fn defuse(payload: Box<dyn Any + Send>) {
-    match payload.downcast::<Bomb>() {
-        Ok(bomb) => std::mem::forget(bomb),
-        Err(other) => drop(other),
-    }
-}
+use common::{defuse, poll_with, within, Bomb, CountingWaker, LIMIT};
 
 /// A waker whose `wake` panics with a [`Bomb`].
 struct BombWaker;

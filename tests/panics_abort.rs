@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cancel_token::CancelToken;
-use common::LIMIT;
+use common::{defuse, Bomb, LIMIT};
 
 /// Names the test a child process was started to run.
 const CHILD_ENV: &str = "CANCEL_TOKEN_PANICS_ABORT_CHILD";
@@ -65,23 +64,6 @@ fn in_child_process(name: &str, body: impl FnOnce()) {
         "the child process running {name} failed: {status}\n\
          --- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
-}
-
-/// A panic payload that panics again when dropped.
-struct Bomb;
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        panic!("second");
-    }
-}
-
-/// Disposes of a payload caught by the test without running a `Bomb`'s `Drop`.
-fn defuse(payload: Box<dyn Any + Send>) {
-    match payload.downcast::<Bomb>() {
-        Ok(bomb) => std::mem::forget(bomb),
-        Err(other) => drop(other),
-    }
 }
 
 /// Registers a detached callback that counts its runs.
