@@ -94,6 +94,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod callback;
+mod deadline;
 mod error;
 mod guard;
 #[cfg(feature = "http")]

@@ -1,6 +1,7 @@
 //! The node behind every handle of a token: its state word, its cold state, how it is made
 //! (plain, child, `any`), and the registrations made on it (waiters, callbacks, deadlines).
-//! Propagating a trigger is `walk.rs`; links between nodes and teardown are `link.rs`.
+//! Propagating a trigger is `walk.rs`; links between nodes and teardown are `link.rs`;
+//! deadlines are `deadline.rs`.
 //!
 //! Ownership runs one way. A handle ([`CancelToken`](crate::CancelToken)) owns its node through
 //! an `Arc`; a node owns its parents through `Arc`s (so an intermediate token whose handles are
@@ -17,7 +18,6 @@
 //! trigger (and does not register). No fence is needed.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::task::Waker;
 use std::time::Instant;
 
@@ -25,8 +25,8 @@ use crate::callback::Callback;
 use crate::link::{ChildEntry, ChildList, ParentLink};
 use crate::reason::{Reason, ReasonKind};
 use crate::slab::InlineSlab;
-use crate::sync::{lock, Arc, AtomicU64, Mutex, MutexGuard, OnceLock, Ordering, Weak};
-use crate::time::{self, Expire, TimerKey};
+use crate::sync::{lock, Arc, AtomicU64, Mutex, MutexGuard, OnceLock, Ordering};
+use crate::time::TimerKey;
 
 /// The low two bits of a state word: whether and how the token was triggered.
 pub(crate) const TAG_MASK: u64 = 0b11;
@@ -81,7 +81,7 @@ pub(crate) struct Node {
     pub(crate) cold: OnceLock<Box<Cold>>,
     /// The parent this node was made from by `child()`. Immutable, so it lives outside the
     /// lock and a child needs no cold state of its own.
-    parent: Option<ParentLink>,
+    pub(crate) parent: Option<ParentLink>,
 }
 
 pub(crate) struct Cold {
@@ -104,7 +104,7 @@ pub(crate) struct Links {
     pub(crate) waiters: InlineSlab<Waker>,
     pub(crate) callbacks: InlineSlab<Arc<dyn Callback>>,
     /// This token's own deadline, if it is earlier than every ancestor's.
-    deadline: Option<Instant>,
+    pub(crate) deadline: Option<Instant>,
     /// The registration of that deadline with the timer.
     pub(crate) timer: Option<TimerKey>,
 }
@@ -135,19 +135,11 @@ impl Cold {
         }
     }
 
-    fn parents(&self) -> impl Iterator<Item = &ParentLink> {
+    pub(crate) fn parents(&self) -> impl Iterator<Item = &ParentLink> {
         self.parents
             .iter()
             .flatten()
             .chain(self.more_parents.iter())
-    }
-}
-
-/// The earlier of two optional deadlines, `None` meaning "never".
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -375,75 +367,6 @@ impl Node {
         node
     }
 
-    /// Gives `this` its own deadline, unless an earlier one (its own or an ancestor's)
-    /// already applies. A deadline that has passed triggers at once.
-    pub(crate) fn set_deadline(this: &Arc<Node>, deadline: Instant) {
-        if deadline <= Instant::now() {
-            Node::trigger(this, Reason::new(ReasonKind::Timeout));
-            return;
-        }
-        if this.deadline().is_some_and(|current| current <= deadline) {
-            return;
-        }
-        {
-            let mut links = this.links();
-            if this.is_triggered() || links.deadline.is_some_and(|current| current <= deadline) {
-                return;
-            }
-            links.deadline = Some(deadline);
-        }
-        // Registered outside the node's lock: the timer locks nodes (to trigger them) after
-        // releasing its own lock, never the other way round.
-        let target: Weak<dyn Expire> = Arc::downgrade(this) as Weak<Node>;
-        let key = time::register(deadline, target);
-        let mut links = this.links();
-        let stale = if this.is_triggered() {
-            // Triggered meanwhile (possibly by this very timer): nothing to keep.
-            Some(key)
-        } else {
-            links.timer.replace(key)
-        };
-        drop(links);
-        if let Some(stale) = stale {
-            time::cancel(stale);
-        }
-    }
-
-    /// The effective deadline: the earliest of this token's own and every ancestor's.
-    ///
-    /// Computed from the parent links, which never change, so a child of a deadline token
-    /// stores nothing and an ancestor's later deadline is seen at once.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        let mut found = None;
-        let mut stack = vec![self];
-        // Two paths up can meet only below a node with several parents: until one is seen,
-        // the walk is a single line and needs no record of where it has been.
-        let mut seen: Option<HashSet<*const Node>> = None;
-        while let Some(node) = stack.pop() {
-            let cold = node.cold.get();
-            if let Some(cold) = cold {
-                found = earliest(found, lock(&cold.links).deadline);
-                if cold.parents().nth(1).is_some() && seen.is_none() {
-                    seen = Some(HashSet::new());
-                }
-            }
-            let parents = node
-                .parent
-                .iter()
-                .chain(cold.into_iter().flat_map(|cold| cold.parents()));
-            for link in parents {
-                let first_visit = match &mut seen {
-                    Some(seen) => seen.insert(Arc::as_ptr(&link.node)),
-                    None => true,
-                };
-                if first_visit {
-                    stack.push(&link.node);
-                }
-            }
-        }
-        found
-    }
-
     /// Registers or refreshes a waiter's waker. `None` if the token is triggered (the waiter is
     /// done and holds no registration any more).
     pub(crate) fn register_waiter(&self, key: Option<usize>, waker: &Waker) -> Option<usize> {
@@ -560,12 +483,6 @@ impl Node {
             let links = lock(links);
             (links.children.len(), links.callbacks.len())
         })
-    }
-}
-
-impl Expire for Node {
-    fn expire(self: Arc<Self>) {
-        Node::trigger(&self, Reason::new(ReasonKind::Timeout));
     }
 }
 
