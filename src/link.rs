@@ -222,28 +222,22 @@ impl Drop for Node {
     /// links deep uses constant stack, and a plain child allocates nothing to do it.
     #[inline]
     fn drop(&mut self) {
-        // The common cases first, with no call at all for a token without links: a token
-        // with no links at all, and a plain child.
-        if self.has_cold_mut() {
-            unlink_all(self);
-        } else if let Some(link) = self.take_parent() {
-            unlink_parent(link);
+        // The common cases first: a token with no links at all, and a plain child.
+        if !self.has_cold_mut() {
+            let Some(link) = self.take_parent() else {
+                return;
+            };
+            if let Some(mut parent) = Arc::into_inner(link.unlink()) {
+                unlink_all(&mut parent);
+            }
+            return;
         }
-    }
-}
-
-/// Unlinks a plain child (no cold state) from its parent, and the parent from its own parents
-/// if this leaves it without handles or children.
-#[inline(never)]
-fn unlink_parent(link: ParentLink) {
-    if let Some(mut parent) = Arc::into_inner(link.unlink()) {
-        unlink_all(&mut parent);
+        unlink_all(self);
     }
 }
 
 /// Unlinks `node` from its parents, and each parent this leaves without handles or children
 /// from its own parents, in a loop rather than by recursion.
-#[inline(never)]
 fn unlink_all(node: &mut Node) {
     let mut more = Vec::new();
     let mut next = detach(node, &mut more);
