@@ -87,7 +87,7 @@ impl Walk {
             return;
         };
         let mut links = lock(links);
-        let wakers = (!links.waiters.is_empty()).then(|| links.waiters.take_all());
+        let wakers = (!links.waiters.is_empty()).then(|| links.waiters.take_slots());
         if !links.callbacks.is_empty() {
             self.callbacks.extend(links.callbacks.take_all());
         }
@@ -107,10 +107,12 @@ impl Walk {
         if let Some(key) = timer {
             time::cancel(key);
         }
-        // A panicking waker (an executor bug) must not cut the propagation short.
-        for waker in wakers.into_iter().flatten() {
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| waker.wake())) {
-                drop_payload(payload);
+        if let Some((first, more)) = wakers {
+            if let Some(waker) = first {
+                wake(waker);
+            }
+            for waker in more.into_iter().flatten() {
+                wake(waker);
             }
         }
     }
@@ -146,6 +148,14 @@ impl Walk {
                 panic::resume_unwind(payload);
             }
         }
+    }
+}
+
+/// Wakes a waiter. A panicking waker (an executor bug) must not cut the propagation short.
+#[inline]
+fn wake(waker: std::task::Waker) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+        drop_payload(payload);
     }
 }
 
