@@ -370,6 +370,20 @@ impl Node {
     /// Registers or refreshes a waiter's waker. `None` if the token is triggered (the waiter is
     /// done and holds no registration any more).
     pub(crate) fn register_waiter(&self, key: Option<usize>, waker: &Waker) -> Option<usize> {
+        // A re-poll with the waker already registered (the common case) clones nothing.
+        if let Some(key) = key {
+            let mut links = self.links();
+            if self.is_triggered() {
+                return None;
+            }
+            if links
+                .waiters
+                .get_mut(key)
+                .is_some_and(|slot| slot.will_wake(waker))
+            {
+                return Some(key);
+            }
+        }
         // Cloned, and a replaced waker dropped, with no lock held: both run executor code.
         let mut spare = Some(waker.clone());
         let key = {
