@@ -35,6 +35,25 @@ fn model_three(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
+/// What the callbacks registered on `tokens` heard: the index of each token whose callback ran,
+/// with the reason it received.
+type Heard = Arc<std::sync::Mutex<Vec<(usize, cancel_token::Reason)>>>;
+
+/// Registers a callback on each of `tokens` that records its index and reason in the returned
+/// log; the guards keep them registered.
+fn listen(tokens: &[&CancelToken]) -> (Heard, Vec<cancel_token::CallbackGuard>) {
+    let heard: Heard = Arc::default();
+    let guards = tokens
+        .iter()
+        .enumerate()
+        .map(|(k, token)| {
+            let heard = Arc::clone(&heard);
+            token.on_cancel(move |reason| heard.lock().unwrap().push((k, reason.clone())))
+        })
+        .collect();
+    (heard, guards)
+}
+
 #[test]
 fn a_waiter_registering_during_a_trigger_is_never_lost() {
     model(|| {
@@ -242,15 +261,7 @@ fn race_root_and_middle(message: fn(&str) -> Option<&str>) {
         let inner = middle.child();
         let leaf = inner.child();
         // Whichever walk runs a callback, it gets the reason of the callback's own token.
-        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let guards: Vec<_> = [&middle, &inner]
-            .into_iter()
-            .enumerate()
-            .map(|(k, token)| {
-                let heard = Arc::clone(&heard);
-                token.on_cancel(move |reason| heard.lock().unwrap().push((k, reason.clone())))
-            })
-            .collect();
+        let (heard, guards) = listen(&[&middle, &inner]);
         let m = middle.clone();
         let tm = thread::spawn(move || trigger(&m, "middle"));
         assert!(trigger(&root, "root"), "nothing else triggers the root");
@@ -491,15 +502,7 @@ fn a_parent_and_a_child_triggered_at_once_end_consistent() {
         let parent = CancelToken::named("parent");
         let child = parent.child_named("child");
         let grandchild = child.child();
-        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let guards: Vec<_> = [&parent, &child, &grandchild]
-            .into_iter()
-            .enumerate()
-            .map(|(k, token)| {
-                let heard = Arc::clone(&heard);
-                token.on_cancel(move |reason| heard.lock().unwrap().push((k, reason.clone())))
-            })
-            .collect();
+        let (heard, guards) = listen(&[&parent, &child, &grandchild]);
         let waiter = grandchild.clone();
         let w = thread::spawn(move || block_on(waiter.wait()));
         let c = child.clone();
