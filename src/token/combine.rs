@@ -1,0 +1,118 @@
+//! Tokens made from other tokens: a child, a chain, `any` and `all` of several.
+
+use std::borrow::Cow;
+
+use crate::node::Node;
+use crate::sync::Arc;
+use crate::CancelToken;
+
+impl CancelToken {
+    /// A new token that is triggered when this one is, with this one's reason (unless it is
+    /// triggered first by a trigger of its own).
+    ///
+    /// Triggering the child does not affect this token or its other children. A child of a
+    /// triggered token is born triggered. The link lives as long as the child (or one of its
+    /// own descendants) does; dropping the child's last handle unlinks it in O(1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::CancelToken;
+    ///
+    /// let parent = CancelToken::new();
+    /// let child = parent.child();
+    ///
+    /// child.trigger();
+    /// assert!(!parent.is_triggered(), "children never trigger their parent");
+    ///
+    /// let other = parent.child();
+    /// parent.trigger_with("shutdown");
+    /// assert_eq!(other.triggered_token(), Some(parent.clone()));
+    /// assert!(parent.child().is_triggered(), "born triggered");
+    /// ```
+    #[inline]
+    pub fn child(&self) -> CancelToken {
+        CancelToken::from_arc(Node::child(&self.node, None))
+    }
+
+    /// Like [`child`](Self::child), with a name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::CancelToken;
+    ///
+    /// let server = CancelToken::named("server");
+    /// let request = server.child_named("request 7");
+    /// assert_eq!(request.name(), Some("request 7"));
+    /// ```
+    pub fn child_named(&self, name: impl Into<Cow<'static, str>>) -> CancelToken {
+        CancelToken::from_arc(Node::child(&self.node, Some(name.into())))
+    }
+
+    /// A new token that is triggered when this one **or** `other` is.
+    ///
+    /// Neither source is affected by triggering the new token. If both sources are named, the
+    /// new token is named `"self:other"`; if one is, it takes that name. If a source is already
+    /// triggered, the new token is born triggered with its reason (this token's first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::CancelToken;
+    ///
+    /// let a = CancelToken::named("a");
+    /// let b = CancelToken::named("b");
+    /// let both = a.chain(&b);
+    /// assert_eq!(both.name(), Some("a:b"));
+    ///
+    /// b.trigger_with("b gave up");
+    /// assert!(both.is_triggered());
+    /// assert_eq!(both.triggered_token(), Some(b));
+    /// assert!(!a.is_triggered());
+    /// ```
+    pub fn chain(&self, other: &CancelToken) -> CancelToken {
+        let name = joined_name([self.name(), other.name()].into_iter().flatten());
+        CancelToken::from_arc(Node::any(&[&self.node, &other.node], name))
+    }
+
+    /// A new token that is triggered when any of `tokens` is (JavaScript's `AbortSignal.any`).
+    ///
+    /// The new token is named after the named sources, joined by `:`. If a source is already
+    /// triggered, the new token is born triggered with the reason of the first such source.
+    /// With no sources at all the new token is only ever triggered directly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::CancelToken;
+    ///
+    /// let user = CancelToken::named("user");
+    /// let shutdown = CancelToken::named("shutdown");
+    /// let quota = CancelToken::named("quota");
+    ///
+    /// let any = CancelToken::any([&user, &shutdown, &quota]);
+    /// assert_eq!(any.name(), Some("user:shutdown:quota"));
+    ///
+    /// quota.trigger_with("over budget");
+    /// assert_eq!(any.reason().unwrap().message(), Some("over budget"));
+    /// assert_eq!(any.triggered_token(), Some(quota));
+    /// ```
+    pub fn any<'a>(tokens: impl IntoIterator<Item = &'a CancelToken>) -> CancelToken {
+        let tokens: Vec<&CancelToken> = tokens.into_iter().collect();
+        let name = joined_name(tokens.iter().filter_map(|token| token.name()));
+        let parents: Vec<&Arc<Node>> = tokens.iter().map(|token| &token.node).collect();
+        CancelToken::from_arc(Node::any(&parents, name))
+    }
+}
+
+/// The names of a linked token's sources joined by `:`; `None` if none is named.
+fn joined_name<'a>(mut names: impl Iterator<Item = &'a str>) -> Option<Cow<'static, str>> {
+    let first = names.next()?;
+    let mut joined = first.to_owned();
+    for name in names {
+        joined.push(':');
+        joined.push_str(name);
+    }
+    Some(Cow::Owned(joined))
+}
