@@ -39,10 +39,15 @@ enum State<F> {
     Finished,
 }
 
+/// The next number in registration order.
+pub(crate) fn next_seq() -> u64 {
+    NEXT_SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
 impl<F> Entry<F> {
     fn new(f: F) -> Self {
         Entry {
-            seq: NEXT_SEQ.fetch_add(1, Ordering::Relaxed),
+            seq: next_seq(),
             state: Mutex::new(State::Pending(f)),
             finished: Condvar::new(),
         }

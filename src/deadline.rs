@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use crate::link::ParentLink;
 use crate::node::Node;
 use crate::reason::{Reason, ReasonKind};
 use crate::sync::{lock, Arc, Weak};
@@ -17,39 +18,57 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
+/// The latest of the effective deadlines of `sources`; `None` if one has none. (A triggered
+/// source counts as a deadline already passed.)
+fn latest_of<'a>(sources: impl Iterator<Item = &'a ParentLink>) -> Option<Instant> {
+    let mut latest = None;
+    for source in sources {
+        if source.node.is_triggered() {
+            continue;
+        }
+        let deadline = source.node.deadline()?;
+        latest = Some(latest.map_or(deadline, |latest: Instant| latest.max(deadline)));
+    }
+    latest
+}
+
 impl Node {
-    /// Gives `this` its own deadline, unless an earlier one (its own or an ancestor's)
-    /// already applies. A deadline that has passed triggers at once.
-    pub(crate) fn set_deadline(this: &Arc<Node>, deadline: Instant) {
+    /// Gives `this` its own deadline, triggering it with `reason` (a plain timeout if `None`),
+    /// unless an earlier one (its own or an ancestor's) already applies or it is triggered. A
+    /// deadline that has passed triggers at once. Returns whether the deadline was set (or,
+    /// for one that has passed, whether this call triggered the token).
+    pub(crate) fn set_deadline(
+        this: &Arc<Node>,
+        deadline: Instant,
+        reason: Option<Reason>,
+    ) -> bool {
+        let reason = reason.unwrap_or(Reason::new(ReasonKind::Timeout));
         if deadline <= Instant::now() {
-            Node::trigger(this, Reason::new(ReasonKind::Timeout));
-            return;
+            return Node::trigger(this, reason);
         }
-        if this.deadline().is_some_and(|current| current <= deadline) {
-            return;
+        if this.is_triggered() || this.deadline().is_some_and(|current| current <= deadline) {
+            return false;
         }
-        {
+        let custom = (reason != Reason::new(ReasonKind::Timeout)).then(|| Box::new(reason));
+        let (stale, replaced) = {
             let mut links = this.links();
-            if this.is_triggered() || links.deadline.is_some_and(|current| current <= deadline) {
-                return;
+            if this.is_triggered() || links.timer.is_some_and(|key| key.deadline() <= deadline) {
+                return false;
             }
-            links.deadline = Some(deadline);
-        }
-        // Registered outside the node's lock: the timer locks nodes (to trigger them) after
-        // releasing its own lock, never the other way round.
-        let target: Weak<dyn Expire> = Arc::downgrade(this) as Weak<Node>;
-        let key = time::register(deadline, target);
-        let mut links = this.links();
-        let stale = if this.is_triggered() {
-            // Triggered meanwhile (possibly by this very timer): nothing to keep.
-            Some(key)
-        } else {
-            links.timer.replace(key)
+            // Registered under the node's lock, which is allowed: the timer never locks a node
+            // while it holds a lock of its own. A timer that fires meanwhile waits for this lock
+            // to read the reason.
+            let target: Weak<dyn Expire> = Arc::downgrade(this) as Weak<Node>;
+            let key = time::register(deadline, target);
+            let reason = std::mem::replace(&mut links.deadline_reason, custom);
+            (links.timer.replace(key), reason)
         };
-        drop(links);
         if let Some(stale) = stale {
             time::cancel(stale);
         }
+        // The previous reason (user data) is dropped with no lock held.
+        drop(replaced);
+        true
     }
 
     /// The effective deadline: the earliest of this token's own and every ancestor's.
@@ -65,7 +84,12 @@ impl Node {
         while let Some(node) = stack.pop() {
             let cold = node.cold.get();
             if let Some(cold) = cold {
-                found = earliest(found, lock(&cold.links).deadline);
+                found = earliest(found, lock(&cold.links).timer.map(|key| key.deadline()));
+                if cold.is_all() {
+                    // Triggered when its last source is: the latest of theirs, if all have one.
+                    found = earliest(found, latest_of(cold.parents()));
+                    continue;
+                }
                 if cold.parents().nth(1).is_some() && seen.is_none() {
                     seen = Some(HashSet::new());
                 }
@@ -90,6 +114,8 @@ impl Node {
 
 impl Expire for Node {
     fn expire(self: Arc<Self>) {
-        Node::trigger(&self, Reason::new(ReasonKind::Timeout));
+        let custom = self.links().deadline_reason.take();
+        let reason = custom.map_or(Reason::new(ReasonKind::Timeout), |reason| *reason);
+        Node::trigger(&self, reason);
     }
 }

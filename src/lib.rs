@@ -93,6 +93,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod all;
 mod callback;
 mod deadline;
 mod error;

@@ -253,7 +253,8 @@ fn unlink_all(node: &mut Node) {
 /// first link is returned, the others pushed on `more`.
 fn detach(node: &mut Node, more: &mut Vec<ParentLink>) -> Option<ParentLink> {
     let (mut first, timer) = node.take_links(more);
-    if let Some(key) = timer {
+    // A trigger cancelled the registration already.
+    if let Some(key) = timer.filter(|_| !node.is_triggered()) {
         time::cancel(key);
     }
     if first.is_none() {

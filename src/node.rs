@@ -18,8 +18,8 @@
 //! trigger (and does not register). No fence is needed.
 
 use std::borrow::Cow;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::task::Waker;
-use std::time::Instant;
 
 use crate::callback::Callback;
 use crate::link::{ChildEntry, ChildList, ParentLink};
@@ -94,7 +94,25 @@ pub(crate) struct Cold {
     more_parents: Box<[ParentLink]>,
     /// The reason of a direct trigger with a message, set before the state word names it.
     pub(crate) record: OnceLock<Box<Reason>>,
+    /// What a token made by `all` or `when` keeps for its life, dropped with it.
+    pub(crate) keep: Option<Box<Keep>>,
 }
+
+/// What a token made by `all` or `when` owns besides its links.
+#[allow(dead_code)] // `Other` is for `when`, which is being built.
+pub(crate) enum Keep {
+    /// Made by `all`: its parents are its sources, linked to it only through callbacks (a
+    /// walk from one source must not trigger it), which this holds and unregisters when
+    /// dropped.
+    All(crate::all::Registrations),
+    /// Anything else the token must keep alive, such as the poller of a `when` condition.
+    Other(Box<dyn Kept>),
+}
+
+/// What a token may keep: a token is `Send`, `Sync` and unwind safe, so this is too.
+pub(crate) trait Kept: Send + Sync + UnwindSafe + RefUnwindSafe {}
+
+impl<T: Send + Sync + UnwindSafe + RefUnwindSafe> Kept for T {}
 
 /// What is registered on a token. A trigger takes all of it under the lock and uses it after.
 #[derive(Default)]
@@ -103,29 +121,38 @@ pub(crate) struct Links {
     /// The first waiter inline: a token with one waiter allocates nothing for it.
     pub(crate) waiters: InlineSlab<Waker>,
     pub(crate) callbacks: InlineSlab<Arc<dyn Callback>>,
-    /// This token's own deadline, if it is earlier than every ancestor's.
-    pub(crate) deadline: Option<Instant>,
-    /// The registration of that deadline with the timer.
+    /// This token's own deadline, if it is earlier than every ancestor's, as registered with
+    /// the timer. Kept after a trigger, which cancels the registration, to report it.
     pub(crate) timer: Option<TimerKey>,
+    /// The reason that deadline triggers the token with, if not a plain timeout.
+    pub(crate) deadline_reason: Option<Box<Reason>>,
 }
 
 impl Cold {
     fn new(name: Option<Cow<'static, str>>) -> Box<Cold> {
-        Cold::with_parents(name, [None, None], Box::default())
+        Cold::with_parents(name, &[], None)
     }
 
+    /// Cold state with unlinked links to `parents` (the caller links them if it should).
     fn with_parents(
         name: Option<Cow<'static, str>>,
-        parents: [Option<ParentLink>; 2],
-        more_parents: Box<[ParentLink]>,
+        parents: &[&Arc<Node>],
+        keep: Option<Box<Keep>>,
     ) -> Box<Cold> {
+        let mut links = parents.iter().map(|parent| ParentLink::new(parent));
         Box::new(Cold {
             name,
             links: Mutex::new(Links::default()),
-            parents,
-            more_parents,
+            parents: [links.next(), links.next()],
+            more_parents: links.collect(),
             record: OnceLock::new(),
+            keep,
         })
+    }
+
+    /// Whether this is the cold state of a token made by `all`.
+    pub(crate) fn is_all(&self) -> bool {
+        matches!(self.keep.as_deref(), Some(Keep::All(_)))
     }
 
     fn parent(&self, index: usize) -> Option<&ParentLink> {
@@ -157,7 +184,7 @@ impl Node {
     /// A token born triggered from `source`: it inherits the reason and origin of `source`,
     /// and keeps only that origin alive (as its one, unlinked, parent), since nothing can
     /// reach it through a link.
-    fn born_triggered(source: &Arc<Node>, name: Option<Cow<'static, str>>) -> Node {
+    pub(crate) fn born_triggered(source: &Arc<Node>, name: Option<Cow<'static, str>>) -> Node {
         let origin = Node::resolve(source).unwrap_or(source);
         let (state, cold) = Node::cold_for(name);
         Node {
@@ -338,9 +365,7 @@ impl Node {
         if let Some(parent) = parents.iter().find(|parent| parent.is_triggered()) {
             return Arc::new(Node::born_triggered(parent, name));
         }
-        let mut links = parents.iter().map(|parent| ParentLink::new(parent));
-        let inline = [links.next(), links.next()];
-        let cold = Cold::with_parents(name, inline, links.collect());
+        let cold = Cold::with_parents(name, parents, None);
         let node = Arc::new(Node {
             state: AtomicU64::new(HAS_COLD),
             cold: OnceLock::from(cold),
@@ -365,6 +390,21 @@ impl Node {
             link.key.store(key, Ordering::Relaxed);
         }
         node
+    }
+
+    /// A new token with cold state from the start: its name, unlinked links to `parents` (which
+    /// a state word may name by their index) and `keep`. For `all` and `when`, which link
+    /// themselves to their sources in their own way.
+    pub(crate) fn keeping(
+        name: Option<Cow<'static, str>>,
+        parents: &[&Arc<Node>],
+        keep: Keep,
+    ) -> Node {
+        Node {
+            state: AtomicU64::new(HAS_COLD),
+            cold: OnceLock::from(Cold::with_parents(name, parents, Some(Box::new(keep)))),
+            parent: None,
+        }
     }
 
     /// Registers or refreshes a waiter's waker. `None` if the token is triggered (the waiter is

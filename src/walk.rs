@@ -48,6 +48,26 @@ impl Node {
                 _ => return false,
             }
         };
+        Node::propagate(this, previous, this.origin_reason());
+        true
+    }
+
+    /// Triggers `this` as if a walk had come through its parent link `parent` (which must be
+    /// triggered): for `all`, whose sources are not linked to it as children. Returns `false`
+    /// if the token was already triggered.
+    pub(crate) fn trigger_from_parent(this: &Arc<Node>, parent: usize) -> bool {
+        let state = this.state.load(Ordering::Acquire);
+        let Ok(previous) = this.claim(inherited(parent), state & !TAG_MASK) else {
+            return false;
+        };
+        let origin = Node::resolve(this).unwrap_or(this);
+        Node::propagate(this, previous, origin.origin_reason());
+        true
+    }
+
+    /// The walk of a trigger that claimed `this`, replacing the state word `previous`: publishes
+    /// it and every descendant it can claim, then runs the callbacks it took with `reason`.
+    fn propagate(this: &Arc<Node>, previous: u64, reason: &Reason) {
         let mut walk = Walk::default();
         walk.publish(this, previous);
         while let Some(entry) = walk.work.pop() {
@@ -62,8 +82,7 @@ impl Node {
                 walk.publish(&child, previous);
             }
         }
-        walk.run_callbacks(this.origin_reason());
-        true
+        walk.run_callbacks(reason);
     }
 }
 
@@ -91,7 +110,8 @@ impl Walk {
         if !links.callbacks.is_empty() {
             self.callbacks.extend(links.callbacks.take_all());
         }
-        let timer = links.timer.take();
+        // The key stays, to report the deadline; the node's drop does not cancel it again.
+        let timer = links.timer;
         let (first, more) = links.children.take_all();
         drop(links);
         // A large list is taken over as the worklist rather than copied; a small one is

@@ -33,6 +33,13 @@ pub(crate) struct TimerKey {
     id: u64,
 }
 
+impl TimerKey {
+    /// When the registration comes due.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
 // The timer's locks guard only its own bookkeeping and never run user code, so a poisoned lock
 // still holds consistent data; refusing to go on would stop every deadline in the process.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -104,6 +104,49 @@ impl CancelToken {
         let parents: Vec<&Arc<Node>> = tokens.iter().map(|token| &token.node).collect();
         CancelToken::from_arc(Node::any(&parents, name))
     }
+
+    /// A new token that is triggered once **every one** of `tokens` is, with the reason and
+    /// origin of the last to fire.
+    ///
+    /// Sources already triggered count as fired, in iteration order: if all are, the new token
+    /// is born triggered with the reason of the last. With no sources at all it is born
+    /// triggered (every one of none is), with [`ReasonKind::Manual`] and the message
+    /// `"all() of no tokens"`. A token given twice counts twice, and its one trigger counts
+    /// off both.
+    /// The new token is named after the named sources, joined by `:`.
+    ///
+    /// A source's trigger costs one atomic decrement, however many sources there are. The new
+    /// token is not a descendant of its sources: a source's `trigger` call returns with the
+    /// new token triggered (when it was the last) because it runs as one of that source's
+    /// callbacks, on the triggering thread. It holds its sources alive, as a chain does, and
+    /// removes its registrations from them when its last handle is dropped; a source that is
+    /// dropped untriggered can never fire, so the new token then triggers only directly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::CancelToken;
+    ///
+    /// let db = CancelToken::named("db");
+    /// let cache = CancelToken::named("cache");
+    /// let both_gone = CancelToken::all([&db, &cache]);
+    ///
+    /// db.trigger_with("connection lost");
+    /// assert!(!both_gone.is_triggered());
+    ///
+    /// cache.trigger_with("evicted");
+    /// assert!(both_gone.is_triggered());
+    /// assert_eq!(both_gone.reason().unwrap().message(), Some("evicted"));
+    /// assert_eq!(both_gone.triggered_token(), Some(cache));
+    /// ```
+    ///
+    /// [`ReasonKind::Manual`]: crate::ReasonKind::Manual
+    pub fn all<'a>(tokens: impl IntoIterator<Item = &'a CancelToken>) -> CancelToken {
+        let tokens: Vec<&CancelToken> = tokens.into_iter().collect();
+        let name = joined_name(tokens.iter().filter_map(|token| token.name()));
+        let sources: Vec<&Arc<Node>> = tokens.iter().map(|token| &token.node).collect();
+        CancelToken::from_arc(Node::all(&sources, name))
+    }
 }
 
 /// The names of a linked token's sources joined by `:`; `None` if none is named.

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::node::Node;
+use crate::reason::Reason;
 use crate::CancelToken;
 
 impl CancelToken {
@@ -36,7 +37,7 @@ impl CancelToken {
     pub fn with_timeout(timeout: Duration) -> CancelToken {
         let token = CancelToken::new();
         if let Some(deadline) = Instant::now().checked_add(timeout) {
-            Node::set_deadline(&token.node, deadline);
+            Node::set_deadline(&token.node, deadline, None);
         }
         token
     }
@@ -59,7 +60,7 @@ impl CancelToken {
     /// ```
     pub fn with_deadline(deadline: Instant) -> CancelToken {
         let token = CancelToken::new();
-        Node::set_deadline(&token.node, deadline);
+        Node::set_deadline(&token.node, deadline, None);
         token
     }
 
@@ -90,7 +91,7 @@ impl CancelToken {
     pub fn child_with_timeout(&self, timeout: Duration) -> CancelToken {
         let child = self.child();
         if let Some(deadline) = Instant::now().checked_add(timeout) {
-            Node::set_deadline(&child.node, deadline);
+            Node::set_deadline(&child.node, deadline, None);
         }
         child
     }
@@ -112,12 +113,16 @@ impl CancelToken {
     /// ```
     pub fn child_with_deadline(&self, deadline: Instant) -> CancelToken {
         let child = self.child();
-        Node::set_deadline(&child.node, deadline);
+        Node::set_deadline(&child.node, deadline, None);
         child
     }
 
     /// The effective deadline: when this token will trigger itself, or be triggered by a
     /// source's deadline, at the latest. `None` if no deadline applies.
+    ///
+    /// That is the earliest of the token's own deadline and those of its sources (parents,
+    /// chained or [`any`](Self::any) tokens); for a token made by [`all`](Self::all), the
+    /// latest of its untriggered sources' deadlines, if each of them has one.
     ///
     /// # Examples
     ///
@@ -131,5 +136,106 @@ impl CancelToken {
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
         self.node.deadline()
+    }
+
+    /// Schedules this token to trigger itself with [`ReasonKind::Timeout`] after `delay`
+    /// (.NET's `CancelAfter`). Returns whether the deadline was set.
+    ///
+    /// The earliest deadline wins: a delay that ends after a deadline already applying to the
+    /// token (its own, or a source's) changes nothing and returns `false`, and an earlier one
+    /// replaces the token's own. A triggered token returns `false`. A zero delay triggers the
+    /// token at once (returning whether this call triggered it); a delay too large to
+    /// represent as an [`Instant`] is "never" and returns `false`. A manual trigger before the
+    /// deadline keeps its own reason and releases the timer entry. See
+    /// [`with_timeout`](Self::with_timeout) for how deadlines fire.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::{CancelToken, ReasonKind};
+    ///
+    /// let token = CancelToken::new();
+    /// assert!(token.trigger_after(Duration::from_secs(3600)));
+    /// assert!(token.trigger_after(Duration::from_millis(20)), "earlier: replaces it");
+    /// assert!(!token.trigger_after(Duration::from_secs(60)), "later: the earliest wins");
+    ///
+    /// token.wait_blocking();
+    /// assert_eq!(token.reason().unwrap().kind(), ReasonKind::Timeout);
+    /// ```
+    ///
+    /// [`ReasonKind::Timeout`]: crate::ReasonKind::Timeout
+    pub fn trigger_after(&self, delay: Duration) -> bool {
+        Instant::now()
+            .checked_add(delay)
+            .is_some_and(|deadline| Node::set_deadline(&self.node, deadline, None))
+    }
+
+    /// Like [`trigger_after`](Self::trigger_after), with the reason the deadline triggers the
+    /// token with (Go's `WithTimeoutCause`).
+    ///
+    /// The reason's kind is yours to choose; `Reason::with_message(ReasonKind::Timeout, ..)`
+    /// gives a timeout with a message. The reason belongs to the deadline: an earlier deadline set later replaces
+    /// both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::{CancelToken, Reason, ReasonKind};
+    ///
+    /// let token = CancelToken::new();
+    /// let grace = Reason::with_message(ReasonKind::Timeout, "grace period of 10ms elapsed");
+    /// token.trigger_after_with(Duration::from_millis(10), grace);
+    /// token.wait_blocking();
+    /// let reason = token.reason().unwrap();
+    /// assert_eq!(reason.kind(), ReasonKind::Timeout);
+    /// assert_eq!(reason.message(), Some("grace period of 10ms elapsed"));
+    /// ```
+    pub fn trigger_after_with(&self, delay: Duration, reason: impl Into<Reason>) -> bool {
+        Instant::now()
+            .checked_add(delay)
+            .is_some_and(|deadline| Node::set_deadline(&self.node, deadline, Some(reason.into())))
+    }
+
+    /// Schedules this token to trigger itself with [`ReasonKind::Timeout`] at `deadline`; at
+    /// once if it has passed. Returns whether the deadline was set; see
+    /// [`trigger_after`](Self::trigger_after).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cancel_token::CancelToken;
+    ///
+    /// let token = CancelToken::new();
+    /// let deadline = Instant::now() + Duration::from_secs(60);
+    /// assert!(token.trigger_at(deadline));
+    /// assert_eq!(token.deadline(), Some(deadline));
+    ///
+    /// assert!(token.trigger_at(Instant::now()), "a deadline that has passed fires at once");
+    /// assert!(token.is_triggered());
+    /// ```
+    ///
+    /// [`ReasonKind::Timeout`]: crate::ReasonKind::Timeout
+    pub fn trigger_at(&self, deadline: Instant) -> bool {
+        Node::set_deadline(&self.node, deadline, None)
+    }
+
+    /// Like [`trigger_at`](Self::trigger_at), with the reason the deadline triggers the token
+    /// with (Go's `WithDeadlineCause`). See [`trigger_after_with`](Self::trigger_after_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use cancel_token::{CancelToken, Reason, ReasonKind};
+    ///
+    /// let token = CancelToken::new();
+    /// token.trigger_at_with(Instant::now(), Reason::with_message(ReasonKind::Timeout, "batch window closed"));
+    /// assert_eq!(token.reason().unwrap().message(), Some("batch window closed"));
+    /// ```
+    pub fn trigger_at_with(&self, deadline: Instant, reason: impl Into<Reason>) -> bool {
+        Node::set_deadline(&self.node, deadline, Some(reason.into()))
     }
 }
