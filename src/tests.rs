@@ -179,6 +179,27 @@ fn timer_entries_are_released_by_drop_and_by_manual_trigger() {
         "an unrepresentable deadline registers nothing"
     );
     assert_eq!(never.deadline(), None);
+
+    let token = CancelToken::new();
+    assert!(token.trigger_after(2 * hour));
+    assert!(token.trigger_after(hour), "an earlier deadline replaces it");
+    assert_eq!(
+        time::pending(),
+        before + 1,
+        "and releases the replaced entry"
+    );
+    assert!(!token.trigger_after(3 * hour));
+    assert_eq!(time::pending(), before + 1, "a later one registers nothing");
+    let deadline = token.deadline();
+    token.trigger();
+    assert_eq!(time::pending(), before, "a manual trigger releases it");
+    assert_eq!(
+        token.deadline(),
+        deadline,
+        "and the deadline is still reported"
+    );
+    drop(token);
+    assert_eq!(time::pending(), before);
 }
 
 /// An `any` over many parents is linked once to each, fires on any of them naming it, and
@@ -331,4 +352,31 @@ fn unlinking_a_doubly_linked_token_keeps_the_entry_moved_into_its_hole() {
     assert_eq!(parent.registrations(), (1, 0));
     parent.trigger();
     assert!(sibling.is_triggered());
+}
+
+/// An `all` token registers one callback per source and removes them all when dropped; made
+/// from sources already triggered, it registers nothing.
+#[test]
+fn an_all_token_unregisters_from_its_sources_when_dropped() {
+    let a = CancelToken::new();
+    let b = CancelToken::new();
+    for _ in 0..100 {
+        let all = CancelToken::all([&a, &b, &a]);
+        assert_eq!(a.registrations(), (0, 2));
+        assert_eq!(b.registrations(), (0, 1));
+        drop(all);
+    }
+    assert_eq!(a.registrations(), (0, 0));
+    assert_eq!(b.registrations(), (0, 0));
+    assert_eq!(
+        a.node().registration_slots().1,
+        1,
+        "the slab gave its slots back"
+    );
+
+    let triggered = CancelToken::new();
+    triggered.trigger();
+    let born = CancelToken::all([&triggered]);
+    assert!(born.is_triggered());
+    assert_eq!(triggered.registrations(), (0, 0));
 }

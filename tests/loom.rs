@@ -533,3 +533,48 @@ fn a_parent_and_a_child_triggered_at_once_end_consistent() {
         drop(guards);
     });
 }
+
+/// `all`: the last two sources triggered on two threads trigger it exactly once, with the
+/// reason of one of them, and a waiter on it is woken.
+#[test]
+fn the_last_two_sources_of_an_all_triggered_together_trigger_it_once() {
+    model(|| {
+        let a = CancelToken::new();
+        let b = CancelToken::new();
+        let all = CancelToken::all([&a, &b]);
+        let (heard, _guards) = listen(&[&all]);
+        let ta = a.clone();
+        let t = thread::spawn(move || {
+            assert!(ta.trigger_with("a"));
+        });
+        assert!(b.trigger_with("b"));
+        block_on(all.wait());
+        t.join().unwrap();
+        let heard = heard.lock().unwrap();
+        assert_eq!(heard.len(), 1, "triggered exactly once");
+        let origin = all.triggered_token().unwrap();
+        assert!(origin == a || origin == b);
+        assert_eq!(heard[0].1, origin.reason().unwrap());
+    });
+}
+
+/// `all` made while its sources are triggered on another thread still triggers, once.
+#[test]
+fn an_all_made_while_its_sources_trigger_ends_triggered_once() {
+    model(|| {
+        let a = CancelToken::new();
+        let b = CancelToken::new();
+        let (ta, tb) = (a.clone(), b.clone());
+        let t = thread::spawn(move || {
+            ta.trigger();
+            tb.trigger();
+        });
+        let all = CancelToken::all([&a, &b]);
+        let (heard, _guards) = listen(&[&all]);
+        t.join().unwrap();
+        assert!(all.is_triggered());
+        assert_eq!(heard.lock().unwrap().len(), 1);
+        assert_eq!(all.triggered_token(), Some(b));
+        assert_eq!(a.__loom_registrations().1, 0);
+    });
+}
