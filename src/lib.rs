@@ -106,6 +106,7 @@ mod node;
 mod reason;
 mod registry;
 mod run;
+mod shutdown;
 mod slab;
 mod slot;
 mod sync;
@@ -129,6 +130,10 @@ pub use guard::DropGuard;
 pub use reason::{Reason, ReasonKind};
 pub use registry::{CancelRegistry, Registration};
 pub use run::{CancelStream, CancelStreamOwned, CancellableWait, Run, RunOwned};
+pub use shutdown::{
+    Shutdown, ShutdownOutcome, ShutdownReport, ShutdownWait, TaskTracker, TrackedFuture,
+    TrackerGuard, TrackerWait, TrackerWaitOwned,
+};
 pub use slot::CancelSlot;
 pub use token::CancelToken;
 pub use wait::{Wait, WaitOwned};

@@ -1,0 +1,453 @@
+//! [`Shutdown`]: the phases of a graceful shutdown and the report of how it went.
+//!
+//! A shutdown owns two tokens and a tracker. A request triggers the *soft* token (stop taking
+//! new work), closes the tracker and gives the *hard* token a deadline at the end of the grace
+//! period; the hard token (cancel what is still running) fires then, or at once on a second
+//! request. The soft token is a child of the hard one, so forcing also stops new work. The
+//! outcome is decided once, by whichever comes first: the tracker draining (a callback on the
+//! tracker's event) or the hard token firing (a callback on it). Both callbacks hold the shared
+//! state weakly, so tokens and state never keep each other alive.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::tracker::{TaskTracker, TrackedFuture};
+use crate::reason::{Reason, ReasonKind};
+use crate::sync::{Arc, Weak};
+use crate::{CancelToken, RunOwned, WaitOwned};
+
+/// A graceful shutdown: a soft token, a grace period, then a hard token, with a
+/// [`TaskTracker`] to know when everything is done.
+///
+/// - [`soft`](Self::soft) is triggered by the first [`request`](Self::request): stop accepting
+///   new work (close listeners, stop taking jobs). Its reason is the request's.
+/// - [`hard`](Self::hard) is triggered when the grace period after that request elapses, with
+///   [`ReasonKind::Timeout`] and a message naming the period (`"grace period of 2s elapsed"`),
+///   or at once by a second request or by [`force`](Self::force): cancel what is still running.
+/// - [`tracker`](Self::tracker) counts what is running; the request closes it.
+///
+/// [`wait`](Self::wait) (or [`wait_blocking`](Self::wait_blocking)) returns a
+/// [`ShutdownReport`] as soon as the outcome is known: *drained* when the last tracked task
+/// finished before the hard token fired, *forced* when the hard token fired first (with how
+/// many tasks were left). A forced shutdown does not wait for the cancelled tasks to return;
+/// wait on the tracker with a timeout if you want that too.
+///
+/// Everything works from plain threads and under any runtime; the grace period is enforced by
+/// the crate's timer threads. A zero grace period forces at the request; `Duration::MAX` never
+/// forces on its own. Cloning gives another handle to the same shutdown. With the `signal`
+/// feature, `on_signals` requests it on SIGINT/SIGTERM, and a second signal forces it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cancel_token::{Shutdown, ShutdownOutcome};
+///
+/// let shutdown = Shutdown::new(Duration::from_secs(2));
+/// let worker = {
+///     let soft = shutdown.soft().clone();
+///     let guard = shutdown.tracker().enter();
+///     std::thread::spawn(move || {
+///         while !soft.is_triggered() {
+///             // take a job, do it
+///             std::thread::sleep(Duration::from_millis(1));
+///         }
+///         drop(guard); // done: nothing in flight
+///     })
+/// };
+///
+/// shutdown.request_with("deploying a new version");
+/// let report = shutdown.wait_blocking();
+/// assert_eq!(report.outcome(), ShutdownOutcome::Drained);
+/// assert_eq!(report.reason().message(), Some("deploying a new version"));
+/// worker.join().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Shutdown {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    soft: CancelToken,
+    hard: CancelToken,
+    tracker: TaskTracker,
+    grace: Duration,
+    /// When the shutdown began (first request or force), and how many tasks ran then.
+    started: OnceLock<(Instant, usize)>,
+    report: OnceLock<ShutdownReport>,
+    /// Triggered once the report is set.
+    done: CancelToken,
+}
+
+impl Inner {
+    fn start(&self) -> (Instant, usize) {
+        *self
+            .started
+            .get_or_init(|| (Instant::now(), self.tracker.len()))
+    }
+
+    /// The first request: everything but the soft token, which the caller triggered.
+    fn begin(self: &Arc<Self>) {
+        self.start();
+        self.tracker.close();
+        let weak = Arc::downgrade(self);
+        // Runs at once if the tracker is empty already.
+        self.tracker
+            .event()
+            .on_cancel(move |_| finish(&weak, ShutdownOutcome::Drained, None))
+            .detach();
+        let message = format!("grace period of {:?} elapsed", self.grace);
+        self.hard.trigger_after_with(
+            self.grace,
+            Reason::with_message(ReasonKind::Timeout, message),
+        );
+    }
+
+    fn force(&self, reason: Reason) -> bool {
+        self.start();
+        self.tracker.close();
+        self.hard.trigger_with(reason)
+    }
+}
+
+/// Decides the outcome, if nothing did before: called by the tracker's event (drained) and the
+/// hard token (forced), on the thread that fired them.
+fn finish(inner: &Weak<Inner>, outcome: ShutdownOutcome, forced_by: Option<&Reason>) {
+    let Some(inner) = inner.upgrade() else {
+        return;
+    };
+    let (started, in_flight) = inner.start();
+    let report = ShutdownReport {
+        outcome,
+        reason: inner
+            .soft
+            .reason()
+            .unwrap_or(Reason::new(ReasonKind::Manual)),
+        forced_by: forced_by.cloned(),
+        in_flight,
+        remaining: match outcome {
+            ShutdownOutcome::Drained => 0,
+            ShutdownOutcome::Forced => inner.tracker.len(),
+        },
+        elapsed: started.elapsed(),
+    };
+    if inner.report.set(report).is_ok() {
+        inner.done.trigger();
+    }
+}
+
+impl Shutdown {
+    /// A new shutdown, not requested yet, with the given grace period between the soft and
+    /// the hard token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(30));
+    /// assert!(!shutdown.is_requested());
+    /// assert_eq!(shutdown.soft().name(), Some("shutdown"));
+    /// assert_eq!(shutdown.hard().name(), Some("shutdown-forced"));
+    /// ```
+    pub fn new(grace: Duration) -> Shutdown {
+        let hard = CancelToken::named("shutdown-forced");
+        let soft = hard.child_named("shutdown");
+        let inner = Arc::new(Inner {
+            soft,
+            hard,
+            tracker: TaskTracker::new(),
+            grace,
+            started: OnceLock::new(),
+            report: OnceLock::new(),
+            done: CancelToken::named("shutdown-done"),
+        });
+        let weak = Arc::downgrade(&inner);
+        inner
+            .hard
+            .on_cancel(move |reason| finish(&weak, ShutdownOutcome::Forced, Some(reason)))
+            .detach();
+        Shutdown { inner }
+    }
+
+    /// The grace period between the soft and the hard token.
+    pub fn grace(&self) -> Duration {
+        self.inner.grace
+    }
+
+    /// The token triggered by the first request: stop accepting new work. Also triggered when
+    /// the shutdown is forced without a request.
+    pub fn soft(&self) -> &CancelToken {
+        &self.inner.soft
+    }
+
+    /// The token triggered when the grace period ends, or by a second request: cancel what is
+    /// still running.
+    pub fn hard(&self) -> &CancelToken {
+        &self.inner.hard
+    }
+
+    /// The tracker whose tasks the shutdown waits for; closed by the request.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.inner.tracker
+    }
+
+    /// Tracks `future` and cancels it when the hard token fires: the tracked task is counted
+    /// until it completes, is cancelled or is dropped. The output is `Err(Cancelled)` if the
+    /// hard token fired first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::Shutdown;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let shutdown = Shutdown::new(Duration::ZERO);
+    /// let stuck = shutdown.track(futures_lite::future::pending::<()>());
+    /// assert_eq!(shutdown.tracker().len(), 1);
+    ///
+    /// shutdown.request(); // no grace: forced at once
+    /// let error = stuck.await.unwrap_err();
+    /// assert_eq!(error.to_string(), "cancellation requested by token shutdown-forced: grace period of 0ns elapsed");
+    /// # });
+    /// ```
+    pub fn track<F: Future>(&self, future: F) -> TrackedFuture<RunOwned<F>> {
+        self.inner
+            .tracker
+            .track(self.inner.hard.clone().run_owned(future))
+    }
+
+    /// Requests the shutdown (a manual request, with the message `"shutdown requested"`). See
+    /// [`request_with`](Self::request_with).
+    pub fn request(&self) -> bool {
+        self.request_with("shutdown requested")
+    }
+
+    /// Requests the shutdown with `reason`. Returns `true` if this call began it.
+    ///
+    /// The first request triggers the soft token with `reason`, closes the tracker and starts
+    /// the grace period. A later request forces the shutdown at once: the hard token fires with
+    /// `reason`'s kind and the message `"shutdown requested again: <message>"`. Of two
+    /// concurrent requests, one begins the shutdown and the other forces it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::{Shutdown, ShutdownOutcome};
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(3600));
+    /// let _busy = shutdown.tracker().enter();
+    ///
+    /// assert!(shutdown.request_with("first Ctrl-C"));
+    /// assert!(shutdown.soft().is_triggered());
+    /// assert!(!shutdown.hard().is_triggered(), "in the grace period");
+    ///
+    /// assert!(!shutdown.request_with("second Ctrl-C"));
+    /// let report = shutdown.wait_blocking();
+    /// assert_eq!(report.outcome(), ShutdownOutcome::Forced);
+    /// assert_eq!(report.remaining(), 1);
+    /// assert_eq!(
+    ///     report.forced_by().unwrap().message(),
+    ///     Some("shutdown requested again: second Ctrl-C")
+    /// );
+    /// ```
+    pub fn request_with(&self, reason: impl Into<Reason>) -> bool {
+        let reason = reason.into();
+        if self.inner.soft.trigger_with(reason.clone()) {
+            self.inner.begin();
+            return true;
+        }
+        let message = match reason.message() {
+            Some(message) => format!("shutdown requested again: {message}"),
+            None => format!("shutdown requested again: {}", reason.kind()),
+        };
+        self.inner
+            .force(Reason::with_message(reason.kind(), message));
+        false
+    }
+
+    /// Forces the shutdown now: the hard token fires with `"shutdown forced"` (and the soft
+    /// one, if no request came before). Returns `true` if this call fired the hard token.
+    pub fn force(&self) -> bool {
+        self.force_with("shutdown forced")
+    }
+
+    /// Forces the shutdown now, with `reason`. Returns `true` if this call fired the hard
+    /// token.
+    pub fn force_with(&self, reason: impl Into<Reason>) -> bool {
+        self.inner.force(reason.into())
+    }
+
+    /// Whether the shutdown was requested (or forced).
+    pub fn is_requested(&self) -> bool {
+        self.inner.soft.is_triggered()
+    }
+
+    /// The report, once the outcome is known.
+    pub fn report(&self) -> Option<ShutdownReport> {
+        self.inner.report.get().cloned()
+    }
+
+    /// A future that resolves to the report once the outcome is known: the tracker drained or
+    /// the hard token fired. Before a request it waits for one.
+    pub fn wait(&self) -> ShutdownWait {
+        ShutdownWait {
+            inner: Arc::clone(&self.inner),
+            done: self.inner.done.clone().wait_owned(),
+        }
+    }
+
+    /// Blocks the current thread until the outcome is known, and returns the report.
+    pub fn wait_blocking(&self) -> ShutdownReport {
+        self.inner.done.wait_blocking();
+        self.expect_report()
+    }
+
+    /// Blocks the current thread until the outcome is known or `timeout` has elapsed; the
+    /// report, or `None` on timeout.
+    pub fn wait_blocking_timeout(&self, timeout: Duration) -> Option<ShutdownReport> {
+        self.inner
+            .done
+            .wait_blocking_timeout(timeout)
+            .then(|| self.expect_report())
+    }
+
+    fn expect_report(&self) -> ShutdownReport {
+        self.report()
+            .expect("the done token fires only once the report is set")
+    }
+}
+
+impl fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shutdown")
+            .field("grace", &self.inner.grace)
+            .field("soft", &self.inner.soft)
+            .field("hard", &self.inner.hard)
+            .field("tracker", &self.inner.tracker)
+            .finish()
+    }
+}
+
+/// Resolves to the [`ShutdownReport`] once the outcome is known; from [`Shutdown::wait`].
+/// `Send + 'static`, cancel-safe.
+#[must_use = "futures do nothing unless polled"]
+pub struct ShutdownWait {
+    inner: Arc<Inner>,
+    done: WaitOwned,
+}
+
+impl Future for ShutdownWait {
+    type Output = ShutdownReport;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ShutdownReport> {
+        std::task::ready!(Pin::new(&mut self.done).poll(cx));
+        Poll::Ready(
+            self.inner
+                .report
+                .get()
+                .cloned()
+                .expect("the done token fires only once the report is set"),
+        )
+    }
+}
+
+impl fmt::Debug for ShutdownWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownWait").finish_non_exhaustive()
+    }
+}
+
+/// How a shutdown ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShutdownOutcome {
+    /// Every tracked task finished before the hard token fired.
+    Drained,
+    /// The hard token fired (grace period over, second request, or `force`) with tasks still
+    /// tracked, or before any drain was seen.
+    Forced,
+}
+
+/// What a [`Shutdown`] reports once its outcome is known.
+///
+/// Its `Display` is one line for a log: `shutdown drained in 1.2s (3 tasks in flight at the
+/// request)`, or `shutdown forced after 2s with 1 task left: grace period of 2s elapsed`.
+#[derive(Clone, Debug)]
+pub struct ShutdownReport {
+    outcome: ShutdownOutcome,
+    reason: Reason,
+    forced_by: Option<Reason>,
+    in_flight: usize,
+    remaining: usize,
+    elapsed: Duration,
+}
+
+impl ShutdownReport {
+    /// Drained or forced.
+    pub fn outcome(&self) -> ShutdownOutcome {
+        self.outcome
+    }
+
+    /// Whether every tracked task finished in time.
+    pub fn is_drained(&self) -> bool {
+        self.outcome == ShutdownOutcome::Drained
+    }
+
+    /// The reason of the request (the soft token's).
+    pub fn reason(&self) -> &Reason {
+        &self.reason
+    }
+
+    /// The reason the hard token fired with, if the shutdown was forced.
+    pub fn forced_by(&self) -> Option<&Reason> {
+        self.forced_by.as_ref()
+    }
+
+    /// Tasks tracked when the shutdown began.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Tasks still tracked when the shutdown was forced (0 when drained).
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    /// Time from the request to the outcome.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
+fn tasks(n: usize) -> String {
+    match n {
+        1 => "1 task".to_owned(),
+        n => format!("{n} tasks"),
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.forced_by {
+            None => write!(
+                f,
+                "shutdown drained in {:?} ({} in flight at the request)",
+                self.elapsed,
+                tasks(self.in_flight)
+            ),
+            Some(reason) => write!(
+                f,
+                "shutdown forced after {:?} with {} left: {reason}",
+                self.elapsed,
+                tasks(self.remaining)
+            ),
+        }
+    }
+}
