@@ -578,3 +578,34 @@ fn an_all_made_while_its_sources_trigger_ends_triggered_once() {
         assert_eq!(a.__loom_registrations().1, 0);
     });
 }
+
+/// `TaskTracker`: closing racing the last task's exit never misses the wake-up of a waiter.
+#[test]
+fn a_tracker_closed_while_its_last_task_exits_wakes_its_waiter() {
+    model(|| {
+        let tracker = cancel_token::TaskTracker::new();
+        let guard = tracker.enter();
+        let t = thread::spawn(move || drop(guard));
+        tracker.close();
+        // Deadlocks (and fails the model) if the wake-up is lost.
+        block_on(tracker.wait());
+        t.join().unwrap();
+        assert!(tracker.is_empty());
+    });
+}
+
+/// `TaskTracker`: a task entering a tracker whose event already fired, and leaving again on
+/// another thread, while a waiter waits: the waiter is woken once the tracker is closed and
+/// empty again, never before.
+#[test]
+fn a_task_entering_a_drained_tracker_delays_its_waiter_without_losing_it() {
+    model(|| {
+        let tracker = cancel_token::TaskTracker::new();
+        tracker.close();
+        let late = tracker.enter();
+        let t = thread::spawn(move || drop(late));
+        block_on(tracker.wait());
+        assert!(tracker.is_empty(), "woken only when empty");
+        t.join().unwrap();
+    });
+}
