@@ -1,12 +1,17 @@
 //! [`Shutdown`]: the phases of a graceful shutdown and the report of how it went.
 //!
 //! A shutdown owns two tokens and a tracker. A request triggers the *soft* token (stop taking
-//! new work), closes the tracker and gives the *hard* token a deadline at the end of the grace
-//! period; the hard token (cancel what is still running) fires then, or at once on a second
-//! request. The soft token is a child of the hard one, so forcing also stops new work. The
-//! outcome is decided once, by whichever comes first: the tracker draining (a callback on the
-//! tracker's event) or the hard token firing (a callback on it). Both callbacks hold the shared
-//! state weakly, so tokens and state never keep each other alive.
+//! new work), closes the tracker and starts the grace period on an internal timer token; the
+//! *hard* token (cancel what is still running) is triggered when that timer fires, or at once
+//! on a second request. The soft token is a child of the hard one, so forcing also stops new
+//! work.
+//!
+//! The outcome is decided once. The tracker draining first (a callback on the tracker's event)
+//! means drained, unless the hard token has fired: tasks that finish *because* they were
+//! cancelled do not count as drained. The hard token firing (a callback on it) means forced,
+//! with the number of tasks counted just before it was triggered, since the cancelled tasks
+//! start leaving while its trigger still runs. Every callback holds the shared state weakly, so
+//! tokens and state never keep each other alive.
 
 use std::fmt;
 use std::future::Future;
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::tracker::{TaskTracker, TrackedFuture};
 use crate::reason::{Reason, ReasonKind};
-use crate::sync::{Arc, Weak};
+use crate::sync::Arc;
 use crate::{CancelToken, RunOwned, WaitOwned};
 
 /// A graceful shutdown: a soft token, a grace period, then a hard token, with a
@@ -76,8 +81,12 @@ struct Inner {
     hard: CancelToken,
     tracker: TaskTracker,
     grace: Duration,
+    /// Fires at the end of the grace period, and forces the shutdown.
+    grace_timer: CancelToken,
     /// When the shutdown began (first request or force), and how many tasks ran then.
     started: OnceLock<(Instant, usize)>,
+    /// Tasks tracked just before this shutdown triggered the hard token.
+    forced_with: OnceLock<usize>,
     report: OnceLock<ShutdownReport>,
     /// Triggered once the report is set.
     done: CancelToken,
@@ -98,10 +107,18 @@ impl Inner {
         // Runs at once if the tracker is empty already.
         self.tracker
             .event()
-            .on_cancel(move |_| finish(&weak, ShutdownOutcome::Drained, None))
+            .on_cancel(move |_| {
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                // Tasks leaving because they were cancelled are the hard token's outcome.
+                if !inner.hard.is_triggered() {
+                    inner.decide(ShutdownOutcome::Drained, None, 0);
+                }
+            })
             .detach();
         let message = format!("grace period of {:?} elapsed", self.grace);
-        self.hard.trigger_after_with(
+        self.grace_timer.trigger_after_with(
             self.grace,
             Reason::with_message(ReasonKind::Timeout, message),
         );
@@ -110,33 +127,26 @@ impl Inner {
     fn force(&self, reason: Reason) -> bool {
         self.start();
         self.tracker.close();
+        let _ = self.forced_with.set(self.tracker.len());
         self.hard.trigger_with(reason)
     }
-}
 
-/// Decides the outcome, if nothing did before: called by the tracker's event (drained) and the
-/// hard token (forced), on the thread that fired them.
-fn finish(inner: &Weak<Inner>, outcome: ShutdownOutcome, forced_by: Option<&Reason>) {
-    let Some(inner) = inner.upgrade() else {
-        return;
-    };
-    let (started, in_flight) = inner.start();
-    let report = ShutdownReport {
-        outcome,
-        reason: inner
-            .soft
-            .reason()
-            .unwrap_or(Reason::new(ReasonKind::Manual)),
-        forced_by: forced_by.cloned(),
-        in_flight,
-        remaining: match outcome {
-            ShutdownOutcome::Drained => 0,
-            ShutdownOutcome::Forced => inner.tracker.len(),
-        },
-        elapsed: started.elapsed(),
-    };
-    if inner.report.set(report).is_ok() {
-        inner.done.trigger();
+    fn decide(&self, outcome: ShutdownOutcome, forced_by: Option<&Reason>, remaining: usize) {
+        let (started, in_flight) = self.start();
+        let report = ShutdownReport {
+            outcome,
+            reason: self
+                .soft
+                .reason()
+                .unwrap_or(Reason::new(ReasonKind::Manual)),
+            forced_by: forced_by.cloned(),
+            in_flight,
+            remaining,
+            elapsed: started.elapsed(),
+        };
+        if self.report.set(report).is_ok() {
+            self.done.trigger();
+        }
     }
 }
 
@@ -163,14 +173,35 @@ impl Shutdown {
             hard,
             tracker: TaskTracker::new(),
             grace,
+            grace_timer: CancelToken::named("shutdown-grace"),
             started: OnceLock::new(),
+            forced_with: OnceLock::new(),
             report: OnceLock::new(),
             done: CancelToken::named("shutdown-done"),
         });
         let weak = Arc::downgrade(&inner);
         inner
             .hard
-            .on_cancel(move |reason| finish(&weak, ShutdownOutcome::Forced, Some(reason)))
+            .on_cancel(move |reason| {
+                if let Some(inner) = weak.upgrade() {
+                    // Counted before the trigger if this shutdown made it; if the hard token
+                    // was triggered directly, now.
+                    let remaining = match inner.forced_with.get() {
+                        Some(&count) => count,
+                        None => inner.tracker.len(),
+                    };
+                    inner.decide(ShutdownOutcome::Forced, Some(reason), remaining);
+                }
+            })
+            .detach();
+        let weak = Arc::downgrade(&inner);
+        inner
+            .grace_timer
+            .on_cancel(move |reason| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.force(reason.clone());
+                }
+            })
             .detach();
         Shutdown { inner }
     }
@@ -178,6 +209,15 @@ impl Shutdown {
     /// The grace period between the soft and the hard token.
     pub fn grace(&self) -> Duration {
         self.inner.grace
+    }
+
+    /// When the grace period ends and the hard token fires, once the shutdown was requested
+    /// (`None` before, and for a grace period too long to represent).
+    ///
+    /// The hard token itself has no deadline: it is triggered by the shutdown, which counts
+    /// the tasks left just before.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.grace_timer.deadline()
     }
 
     /// The token triggered by the first request: stop accepting new work. Also triggered when
