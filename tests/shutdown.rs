@@ -220,7 +220,11 @@ fn tracked_futures_are_cancelled_by_the_hard_token() {
         assert_eq!(error.token(), shutdown.hard());
         let report = tokio::time::timeout(LIMIT, wait).await.unwrap().unwrap();
         assert_eq!(report.outcome(), ShutdownOutcome::Forced);
-        assert_eq!(report.remaining(), 1, "counted before the cancelled task could leave");
+        assert_eq!(
+            report.remaining(),
+            1,
+            "counted before the cancelled task could leave"
+        );
         tokio::time::timeout(LIMIT, shutdown.tracker().wait())
             .await
             .unwrap();
@@ -236,7 +240,7 @@ fn waiting_before_the_request_waits_for_it_under_smol() {
         std::thread::sleep(Duration::from_millis(10));
         requester.request_with("later");
     });
-    let report = smol::block_on(async { wait.await });
+    let report = smol::block_on(wait);
     assert_eq!(report.reason().message(), Some("later"));
 }
 

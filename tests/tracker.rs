@@ -284,5 +284,5 @@ fn handles_share_one_tracker_and_print_their_state() {
     );
     let task = tracker.track(async {});
     assert_eq!(format!("{task:?}"), "TrackedFuture { finished: false, .. }");
-    assert_send_static(task);
+    drop(assert_send_static(task));
 }

@@ -1,6 +1,11 @@
 //! What the `peers` and `ratios` benchmarks share: the waker they poll with, and the inputs of
 //! the operations both measure (tokens with polled waiters, chains, parents with children), so
 //! that both measure exactly the same thing.
+//!
+//! Each benchmark binary compiles this module and uses a part of it.
+#![allow(dead_code)]
+
+pub mod pairs;
 
 use std::future::Future;
 use std::pin::Pin;

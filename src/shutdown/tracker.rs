@@ -111,8 +111,8 @@ impl Inner {
     fn event(&self) -> CancelToken {
         let (current, spent) = {
             let mut event = lock(&self.event);
-            let spent = (event.is_triggered() && !self.is_done())
-                .then(|| std::mem::replace(&mut *event, CancelToken::new()));
+            let spent =
+                (event.is_triggered() && !self.is_done()).then(|| std::mem::take(&mut *event));
             (event.clone(), spent)
         };
         // The spent event is released with no lock held.
