@@ -125,7 +125,8 @@ impl Node {
                 None => join.count_off(index),
             }
         }
-        if let Some(Keep::All(registrations)) = node.cold.get().and_then(|cold| cold.keep.as_deref())
+        if let Some(Keep::All(registrations)) =
+            node.cold.get().and_then(|cold| cold.keep.as_deref())
         {
             let _ = registrations.entries.set(entries);
         }
