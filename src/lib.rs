@@ -115,6 +115,7 @@ mod token;
 mod wait;
 mod walk;
 mod weak;
+mod when;
 
 #[cfg(test)]
 mod tests;

@@ -99,14 +99,14 @@ pub(crate) struct Cold {
 }
 
 /// What a token made by `all` or `when` owns besides its links.
-#[allow(dead_code)] // `Other` is for `when`, which is being built.
 pub(crate) enum Keep {
     /// Made by `all`: its parents are its sources, linked to it only through callbacks (a
     /// walk from one source must not trigger it), which this holds and unregisters when
     /// dropped.
     All(crate::all::Registrations),
-    /// Anything else the token must keep alive, such as the poller of a `when` condition.
-    Other(Box<dyn Kept>),
+    /// Anything else the token must keep alive, such as the poller of a `when` condition:
+    /// held only to be dropped with the token.
+    Other { _owned: Box<dyn Kept> },
 }
 
 /// What a token may keep: a token is `Send`, `Sync` and unwind safe, so this is too.

@@ -122,7 +122,8 @@ fn a_completed_wait_releases_its_registration() {
     assert_eq!(token.node().waiters(), 0);
 }
 
-/// The only unit test that touches the global timer, so the counts below are exact.
+/// The only unit test that touches the global timer, so the counts below are exact. Covers
+/// deadline tokens and condition tokens (`when`), which hold one entry for their next poll.
 #[test]
 fn timer_entries_are_released_by_drop_and_by_manual_trigger() {
     use std::time::Duration;
@@ -200,6 +201,30 @@ fn timer_entries_are_released_by_drop_and_by_manual_trigger() {
     );
     drop(token);
     assert_eq!(time::pending(), before);
+
+    // A condition token holds one entry at a time, for its next evaluation.
+    let dropped = CancelToken::when(hour, || false);
+    assert_eq!(time::pending(), before + 1);
+    drop(dropped);
+    assert_eq!(
+        time::pending(),
+        before,
+        "dropping a condition token releases its entry"
+    );
+    let manual = CancelToken::when(hour, || false);
+    manual.trigger();
+    assert_eq!(
+        time::pending(),
+        before,
+        "a trigger releases a condition token's entry"
+    );
+    let never = CancelToken::when(Duration::MAX, || false);
+    assert_eq!(
+        time::pending(),
+        before,
+        "an unrepresentable interval registers nothing"
+    );
+    assert_eq!(never.deadline(), None);
 }
 
 /// An `any` over many parents is linked once to each, fires on any of them naming it, and

@@ -1,5 +1,5 @@
-//! A token's deadline: tokens that trigger themselves at a deadline, and giving one to an
-//! existing token.
+//! Tokens the timer triggers: tokens that trigger themselves at a deadline, giving a deadline
+//! to an existing token, and condition tokens polled on the timer's threads (`when`).
 
 use std::time::{Duration, Instant};
 
@@ -237,5 +237,89 @@ impl CancelToken {
     /// ```
     pub fn trigger_at_with(&self, deadline: Instant, reason: impl Into<Reason>) -> bool {
         Node::set_deadline(&self.node, deadline, Some(reason.into()))
+    }
+
+    /// A new token that triggers itself with [`ReasonKind::Condition`] once `predicate`
+    /// returns `true`, evaluated every `interval` on the crate's timer threads.
+    ///
+    /// For conditions nothing announces: a file that appears, a disk that fills up, a counter
+    /// that crosses a threshold. No async runtime is needed; the predicate is polled by the
+    /// same threads that fire deadlines ([`with_timeout`](Self::with_timeout)), and many
+    /// condition tokens share them: ten thousand conditions do not need ten thousand threads.
+    ///
+    /// # Polling
+    ///
+    /// - The first evaluation happens one interval after this call, on a timer thread, never on
+    ///   the caller's thread. Each next one is due one interval after the previous one
+    ///   returned, so evaluations of one predicate never overlap (which is why it may be
+    ///   `FnMut`).
+    ///   Evaluations may run on different threads, one at a time.
+    /// - An interval below 1 ms, zero included, counts as 1 ms, so that a zero interval polls
+    ///   often without spinning a thread. An interval too large to represent as an [`Instant`]
+    ///   means "never": the predicate is never evaluated and the token triggers only directly
+    ///   (or never).
+    /// - The predicate runs with no lock of this crate held: it may use any token, this one
+    ///   included.
+    ///
+    /// # Triggering and stopping
+    ///
+    /// When the predicate returns `true`, the token is triggered with
+    /// [`ReasonKind::Condition`] and no message (its `Display` reads `"condition met"`); its
+    /// waiters wake and its callbacks run on the timer thread. If the predicate panics, the
+    /// token is triggered as well (fail safe), with [`ReasonKind::Condition`] and the message
+    /// `"condition predicate panicked"`, followed by `": "` and the panic's message when that
+    /// is a string. The panic does not escape onto the timer thread (the panic hook still
+    /// reports it).
+    ///
+    /// Once the token is triggered, by its condition or by anything else
+    /// ([`trigger`](Self::trigger), ...), the predicate is never evaluated again: its pending
+    /// evaluation is released, and the predicate is dropped on the triggering thread (or on the
+    /// timer thread once an evaluation that was running then returns). Dropping the token
+    /// stops the polling too: once no handle and no descendant (such as a
+    /// [`child`](Self::child)) is left, the predicate is dropped, on the thread that let go of
+    /// the token last, or on the timer thread after a running evaluation.
+    ///
+    /// A condition token is a token like any other: it can be a parent of children and a
+    /// source of chains, and be triggered directly. Its [`deadline`](Self::deadline) is
+    /// `None`: a condition is not a deadline.
+    ///
+    /// # Blocking
+    ///
+    /// Keep the predicate quick. One that is slow or blocks delays no deadline and no other
+    /// condition by more than about 2 ms, since the timer hands its other work to another
+    /// thread, but it holds one timer thread for as long as it runs, and its own token is
+    /// polled that much less often. A predicate that never returns holds a thread forever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use cancel_token::{CancelToken, ReasonKind};
+    ///
+    /// let disk_used = Arc::new(AtomicUsize::new(10));
+    /// let disk_full = CancelToken::when(Duration::from_millis(5), {
+    ///     let disk_used = Arc::clone(&disk_used);
+    ///     move || disk_used.load(Ordering::Relaxed) > 90
+    /// });
+    /// let job = disk_full.child();
+    /// assert_eq!(disk_full.deadline(), None);
+    /// assert!(!job.is_triggered());
+    ///
+    /// disk_used.store(95, Ordering::Relaxed);
+    /// job.wait_blocking();
+    /// let reason = job.reason().unwrap();
+    /// assert_eq!(reason.kind(), ReasonKind::Condition);
+    /// assert_eq!(reason.to_string(), "condition met");
+    /// assert_eq!(job.triggered_token(), Some(disk_full));
+    /// ```
+    ///
+    /// [`ReasonKind::Condition`]: crate::ReasonKind::Condition
+    pub fn when(
+        interval: Duration,
+        predicate: impl FnMut() -> bool + Send + 'static,
+    ) -> CancelToken {
+        CancelToken::from_arc(Node::when(interval, predicate))
     }
 }
