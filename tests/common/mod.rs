@@ -331,3 +331,22 @@ pub fn defuse(payload: Box<dyn std::any::Any + Send>) {
         Err(other) => drop(other),
     }
 }
+
+/// The path of an example binary built by this `cargo test` run (cargo builds the examples
+/// beside the test binaries: `target/<profile>/examples/<name>`).
+pub fn example(name: &str) -> std::path::PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = test_binary
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("a test binary lives in target/<profile>/deps");
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "example {name} not built at {}",
+        path.display()
+    );
+    path
+}
