@@ -36,12 +36,16 @@ use cancel_token::Shutdown;
 async fn work(State(shutdown): State<Shutdown>, Path(ms): Path<u64>) -> Response {
     let token = shutdown.hard().child_named("request");
     println!("started /work/{ms}");
-    let outcome = token.run(tokio::time::sleep(Duration::from_millis(ms))).await;
+    let outcome = token
+        .run(tokio::time::sleep(Duration::from_millis(ms)))
+        .await;
     match outcome {
         Ok(()) => (StatusCode::OK, format!("done after {ms} ms\n")).into_response(),
-        Err(cancelled) => {
-            (StatusCode::SERVICE_UNAVAILABLE, format!("cancelled: {cancelled}\n")).into_response()
-        }
+        Err(cancelled) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cancelled: {cancelled}\n"),
+        )
+            .into_response(),
     }
 }
 

@@ -156,7 +156,10 @@ fn sigterm_drains_short_work_cancels_long_work_at_the_grace_deadline_and_exits()
         "cancelled: cancellation requested by token shutdown-forced: grace period of 1s elapsed\n"
     );
     let answered = signalled.elapsed();
-    assert!(answered >= GRACE, "cancelled before the grace period ended: {answered:?}");
+    assert!(
+        answered >= GRACE,
+        "cancelled before the grace period ended: {answered:?}"
+    );
 
     let exited = server.wait_exit();
     let took = exited - signalled;
@@ -200,7 +203,10 @@ fn a_second_sigterm_exits_at_once() {
     );
     let (status, body) = long.join().unwrap();
     assert_eq!(status, 503);
-    assert!(body.ends_with("shutdown requested again: SIGTERM\n"), "{body}");
+    assert!(
+        body.ends_with("shutdown requested again: SIGTERM\n"),
+        "{body}"
+    );
     let report = server.expect_line("shutdown ");
     assert!(
         report.ends_with("with 1 task left: shutdown requested again: SIGTERM"),

@@ -207,6 +207,15 @@ impl Shutdown {
     }
 
     /// The grace period between the soft and the hard token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::Shutdown;
+    ///
+    /// assert_eq!(Shutdown::new(Duration::from_secs(5)).grace(), Duration::from_secs(5));
+    /// ```
     pub fn grace(&self) -> Duration {
         self.inner.grace
     }
@@ -216,23 +225,73 @@ impl Shutdown {
     ///
     /// The hard token itself has no deadline: it is triggered by the shutdown, which counts
     /// the tasks left just before.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cancel_token::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(30));
+    /// let _busy = shutdown.tracker().enter();
+    /// assert_eq!(shutdown.deadline(), None);
+    /// shutdown.request();
+    /// assert!(shutdown.deadline().unwrap() > Instant::now());
+    /// ```
     pub fn deadline(&self) -> Option<Instant> {
         self.inner.grace_timer.deadline()
     }
 
     /// The token triggered by the first request: stop accepting new work. Also triggered when
     /// the shutdown is forced without a request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(30));
+    /// let accepting = shutdown.soft().clone();
+    /// shutdown.request_with("SIGTERM");
+    /// assert_eq!(accepting.reason().unwrap().message(), Some("SIGTERM"));
+    /// ```
     pub fn soft(&self) -> &CancelToken {
         &self.inner.soft
     }
 
     /// The token triggered when the grace period ends, or by a second request: cancel what is
     /// still running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(30));
+    /// let request = shutdown.hard().child(); // per-request work is cancelled when forced
+    /// shutdown.force();
+    /// assert!(request.is_triggered());
+    /// ```
     pub fn hard(&self) -> &CancelToken {
         &self.inner.hard
     }
 
     /// The tracker whose tasks the shutdown waits for; closed by the request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(30));
+    /// let _connection = shutdown.tracker().enter();
+    /// shutdown.request();
+    /// assert!(shutdown.tracker().is_closed());
+    /// assert_eq!(shutdown.tracker().len(), 1);
+    /// ```
     pub fn tracker(&self) -> &TaskTracker {
         &self.inner.tracker
     }
@@ -315,6 +374,18 @@ impl Shutdown {
 
     /// Forces the shutdown now: the hard token fires with `"shutdown forced"` (and the soft
     /// one, if no request came before). Returns `true` if this call fired the hard token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(30));
+    /// assert!(shutdown.force());
+    /// assert!(shutdown.soft().is_triggered() && shutdown.hard().is_triggered());
+    /// assert_eq!(shutdown.hard().reason().unwrap().message(), Some("shutdown forced"));
+    /// ```
     pub fn force(&self) -> bool {
         self.force_with("shutdown forced")
     }
@@ -326,17 +397,57 @@ impl Shutdown {
     }
 
     /// Whether the shutdown was requested (or forced).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(30));
+    /// assert!(!shutdown.is_requested());
+    /// shutdown.request();
+    /// assert!(shutdown.is_requested());
+    /// ```
     pub fn is_requested(&self) -> bool {
         self.inner.soft.is_triggered()
     }
 
     /// The report, once the outcome is known.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(30));
+    /// assert!(shutdown.report().is_none());
+    /// shutdown.request(); // nothing tracked: drained at once
+    /// assert!(shutdown.report().unwrap().is_drained());
+    /// ```
     pub fn report(&self) -> Option<ShutdownReport> {
         self.inner.report.get().cloned()
     }
 
     /// A future that resolves to the report once the outcome is known: the tracker drained or
     /// the hard token fired. Before a request it waits for one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::{Shutdown, ShutdownOutcome};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let shutdown = Shutdown::new(Duration::ZERO);
+    /// let _stuck = shutdown.tracker().enter();
+    /// let requester = shutdown.clone();
+    /// std::thread::spawn(move || requester.request());
+    /// let report = shutdown.wait().await;
+    /// assert_eq!(report.outcome(), ShutdownOutcome::Forced);
+    /// # });
+    /// ```
     pub fn wait(&self) -> ShutdownWait {
         ShutdownWait {
             inner: Arc::clone(&self.inner),
@@ -352,6 +463,16 @@ impl Shutdown {
 
     /// Blocks the current thread until the outcome is known or `timeout` has elapsed; the
     /// report, or `None` on timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(30));
+    /// assert!(shutdown.wait_blocking_timeout(Duration::from_millis(5)).is_none(), "not requested");
+    /// ```
     pub fn wait_blocking_timeout(&self, timeout: Duration) -> Option<ShutdownReport> {
         self.inner
             .done

@@ -240,6 +240,17 @@ impl TaskTracker {
     }
 
     /// Whether the tracker is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::TaskTracker;
+    ///
+    /// let tracker = TaskTracker::new();
+    /// assert!(!tracker.is_closed());
+    /// tracker.close();
+    /// assert!(tracker.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.inner.state.load(Ordering::Acquire) & CLOSED != 0
     }
@@ -263,6 +274,18 @@ impl TaskTracker {
     }
 
     /// Whether no task is alive now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::TaskTracker;
+    ///
+    /// let tracker = TaskTracker::new();
+    /// let guard = tracker.enter();
+    /// assert!(!tracker.is_empty());
+    /// drop(guard);
+    /// assert!(tracker.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -293,6 +316,20 @@ impl TaskTracker {
 
     /// Like [`wait`](Self::wait), owning a handle of the tracker: `Send + 'static`, for
     /// spawning.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::TaskTracker;
+    ///
+    /// let tracker = TaskTracker::new();
+    /// let waiter = std::thread::spawn({
+    ///     let wait = tracker.clone().wait_owned();
+    ///     move || futures_lite::future::block_on(wait)
+    /// });
+    /// tracker.close();
+    /// waiter.join().unwrap();
+    /// ```
     pub fn wait_owned(self) -> TrackerWaitOwned {
         TrackerWaitOwned {
             inner: self.inner,
@@ -301,6 +338,19 @@ impl TaskTracker {
     }
 
     /// Blocks the current thread until the tracker is closed and empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::TaskTracker;
+    ///
+    /// let tracker = TaskTracker::new();
+    /// let guard = tracker.enter();
+    /// std::thread::spawn(move || drop(guard));
+    /// tracker.close();
+    /// tracker.wait_blocking();
+    /// assert!(tracker.is_empty());
+    /// ```
     pub fn wait_blocking(&self) {
         while !self.inner.is_done() {
             self.inner.event().wait_blocking();
@@ -334,6 +384,17 @@ impl TaskTracker {
 
     /// Blocks the current thread until the tracker is closed and empty, or `deadline` is
     /// reached. Returns `true` if it is closed and empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cancel_token::TaskTracker;
+    ///
+    /// let tracker = TaskTracker::new();
+    /// tracker.close();
+    /// assert!(tracker.wait_blocking_deadline(Instant::now() + Duration::from_secs(1)));
+    /// ```
     pub fn wait_blocking_deadline(&self, deadline: Instant) -> bool {
         loop {
             if self.inner.is_done() {
@@ -376,6 +437,16 @@ pub struct TrackerGuard {
 
 impl TrackerGuard {
     /// The tracker this guard counts in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::TaskTracker;
+    ///
+    /// let tracker = TaskTracker::new();
+    /// let guard = tracker.enter();
+    /// assert_eq!(guard.tracker().len(), 1);
+    /// ```
     pub fn tracker(&self) -> TaskTracker {
         TaskTracker {
             inner: Arc::clone(&self.inner),
