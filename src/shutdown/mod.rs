@@ -3,7 +3,11 @@
 //! Signals that request a shutdown are the `signal` module's (feature `signal`).
 
 mod graceful;
+mod report;
+mod tracked;
 mod tracker;
 
-pub use graceful::{Shutdown, ShutdownOutcome, ShutdownReport, ShutdownWait};
-pub use tracker::{TaskTracker, TrackedFuture, TrackerGuard, TrackerWait, TrackerWaitOwned};
+pub use graceful::Shutdown;
+pub use report::{ShutdownOutcome, ShutdownReport, ShutdownWait};
+pub use tracked::{TrackedFuture, TrackerWait, TrackerWaitOwned};
+pub use tracker::{TaskTracker, TrackerGuard};

@@ -10,14 +10,11 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use pin_project_lite::pin_project;
-
+use super::tracked::{TrackedFuture, TrackerWait, TrackerWaitOwned};
 use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
-use crate::{CancelToken, WaitOwned};
+use crate::CancelToken;
 
 /// The low bit of the state word: the tracker is closed.
 const CLOSED: usize = 1;
@@ -77,7 +74,7 @@ pub struct TaskTracker {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     /// `CLOSED`, plus `TASK` for each task.
     state: AtomicUsize,
     /// Triggered once the tracker is seen closed and empty; replaced when it is reopened after
@@ -86,7 +83,7 @@ struct Inner {
 }
 
 impl Inner {
-    fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         self.state.load(Ordering::Acquire) == CLOSED
     }
 
@@ -108,7 +105,7 @@ impl Inner {
     /// The event to wait on. One that fired for an earlier "closed and empty" while the
     /// tracker is no longer both (a task came in, or it was reopened) is spent: it is replaced
     /// by a fresh one, under the lock where `notify` checks the state.
-    fn event(&self) -> CancelToken {
+    pub(super) fn event(&self) -> CancelToken {
         let (current, spent) = {
             let mut event = lock(&self.event);
             let spent =
@@ -406,6 +403,10 @@ impl TaskTracker {
         }
     }
 
+    pub(super) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// The token triggered once the tracker is closed and empty (until it is reopened), for
     /// `Shutdown`.
     pub(crate) fn event(&self) -> CancelToken {
@@ -464,97 +465,5 @@ impl Drop for TrackerGuard {
 impl fmt::Debug for TrackerGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrackerGuard").finish_non_exhaustive()
-    }
-}
-
-pin_project! {
-    /// A future tracked by a [`TaskTracker`]: counted as a task until it completes or is
-    /// dropped. From [`TaskTracker::track`].
-    #[must_use = "futures do nothing unless polled"]
-    pub struct TrackedFuture<F> {
-        #[pin]
-        future: F,
-        guard: Option<TrackerGuard>,
-    }
-}
-
-impl<F: Future> Future for TrackedFuture<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let output = std::task::ready!(this.future.poll(cx));
-        // Done: no longer counted, even if the caller keeps the future.
-        this.guard.take();
-        Poll::Ready(output)
-    }
-}
-
-impl<F> fmt::Debug for TrackedFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrackedFuture")
-            .field("finished", &self.guard.is_none())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Polls a wait on the tracker in `inner`, fetching the event on the first poll that needs it.
-fn poll_wait(inner: &Inner, event: &mut Option<WaitOwned>, cx: &mut Context<'_>) -> Poll<()> {
-    loop {
-        if inner.is_done() {
-            *event = None;
-            return Poll::Ready(());
-        }
-        let wait = event.get_or_insert_with(|| inner.event().wait_owned());
-        std::task::ready!(Pin::new(wait).poll(cx));
-        // The event fired, but a task came in (or the tracker was reopened) since: wait on a
-        // fresh one.
-        *event = None;
-    }
-}
-
-/// Finishes once a [`TaskTracker`] is closed and empty; from [`TaskTracker::wait`].
-#[must_use = "futures do nothing unless polled"]
-pub struct TrackerWait<'a> {
-    tracker: &'a TaskTracker,
-    event: Option<WaitOwned>,
-}
-
-impl Future for TrackerWait<'_> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        poll_wait(&this.tracker.inner, &mut this.event, cx)
-    }
-}
-
-impl fmt::Debug for TrackerWait<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrackerWait")
-            .field("tracker", self.tracker)
-            .finish()
-    }
-}
-
-/// Finishes once a [`TaskTracker`] is closed and empty; from [`TaskTracker::wait_owned`].
-#[must_use = "futures do nothing unless polled"]
-pub struct TrackerWaitOwned {
-    inner: Arc<Inner>,
-    event: Option<WaitOwned>,
-}
-
-impl Future for TrackerWaitOwned {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        poll_wait(&this.inner, &mut this.event, cx)
-    }
-}
-
-impl fmt::Debug for TrackerWaitOwned {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrackerWaitOwned").finish_non_exhaustive()
     }
 }
