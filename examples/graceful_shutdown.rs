@@ -20,6 +20,7 @@
 //! It prints `listening on <address>` first, and `started <path>` when a handler starts;
 //! `tests/graceful_shutdown.rs` drives it with real requests and real signals.
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use axum::extract::{Path, Request, State};

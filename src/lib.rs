@@ -75,7 +75,9 @@
 //!
 //! The core needs none. `http` adds the `http` module (adapters for any HTTP client's
 //! request futures, retries with a cancellable back-off, server handler tokens); `http-body`
-//! adds `http::CancelBody` for `http_body::Body`; `tower` adds `http::CancelLayer`.
+//! adds `http::CancelBody` for `http_body::Body`; `tower` adds `http::CancelLayer`. `signal`
+//! adds the `signal` module: SIGINT, SIGTERM (and on request SIGHUP, SIGQUIT), or Ctrl-C and
+//! Ctrl-Break on Windows, trigger a token, through signal-hook.
 //!
 //! # Patterns
 //!
@@ -107,6 +109,9 @@ mod reason;
 mod registry;
 mod run;
 mod shutdown;
+#[cfg(feature = "signal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
+pub mod signal;
 mod slab;
 mod slot;
 mod sync;
@@ -124,6 +129,11 @@ mod tests;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// The example in `docs/signals.md`, run as a doctest for the same reason.
+#[cfg(all(doctest, feature = "signal"))]
+#[doc = include_str!("../docs/signals.md")]
+struct SignalsDoctests;
 
 pub use callback::CallbackGuard;
 pub use error::{Cancelled, TimedOut, WaitError};

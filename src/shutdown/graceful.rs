@@ -22,7 +22,7 @@ use super::report::{ShutdownOutcome, ShutdownReport, ShutdownWait};
 use super::tracked::TrackedFuture;
 use super::tracker::TaskTracker;
 use crate::reason::{Reason, ReasonKind};
-use crate::sync::Arc;
+use crate::sync::{Arc, Weak};
 use crate::{CancelToken, RunOwned};
 
 /// A graceful shutdown: a soft token, a grace period, then a hard token, with a
@@ -484,9 +484,23 @@ impl Shutdown {
             .then(|| self.expect_report())
     }
 
+    /// A handle that does not keep the shutdown alive.
+    pub(super) fn downgrade(&self) -> WeakShutdown {
+        WeakShutdown(Arc::downgrade(&self.inner))
+    }
+
     fn expect_report(&self) -> ShutdownReport {
         self.report()
             .expect("the done token fires only once the report is set")
+    }
+}
+
+/// A [`Shutdown`] held weakly, by what must not keep it alive.
+pub(super) struct WeakShutdown(Weak<Inner>);
+
+impl WeakShutdown {
+    pub(super) fn upgrade(&self) -> Option<Shutdown> {
+        self.0.upgrade().map(|inner| Shutdown { inner })
     }
 }
 

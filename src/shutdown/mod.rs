@@ -4,6 +4,8 @@
 
 mod graceful;
 mod report;
+#[cfg(feature = "signal")]
+mod signals;
 mod tracked;
 mod tracker;
 
