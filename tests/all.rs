@@ -222,7 +222,7 @@ fn deadlines_of_the_sources_trigger_it_with_the_last_timeout() {
 
 #[test]
 fn concurrent_triggers_of_the_sources_trigger_it_exactly_once() {
-    for _ in 0..200 {
+    for _ in 0..common::scaled(200) {
         let sources: Vec<CancelToken> = (0..4).map(|_| CancelToken::new()).collect();
         let all = CancelToken::all(&sources);
         let runs = Arc::new(AtomicUsize::new(0));
@@ -249,7 +249,7 @@ fn concurrent_triggers_of_the_sources_trigger_it_exactly_once() {
 
 #[test]
 fn concurrent_with_its_making_it_still_triggers() {
-    for _ in 0..200 {
+    for _ in 0..common::scaled(200) {
         let a = CancelToken::new();
         let b = CancelToken::new();
         let (ta, tb) = (a.clone(), b.clone());

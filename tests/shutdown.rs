@@ -180,7 +180,7 @@ fn the_hard_token_still_fires_at_the_end_of_the_grace_period_after_a_drain() {
 
 #[test]
 fn concurrent_requests_begin_once_and_force_once() {
-    for _ in 0..200 {
+    for _ in 0..common::scaled(200) {
         let shutdown = Shutdown::new(HOUR);
         let _stuck = shutdown.tracker().enter();
         let threads: Vec<_> = (0..2)

@@ -183,8 +183,9 @@ fn ten_thousand_tasks_on_tokio_then_one_wait() {
     let tracker = TaskTracker::new();
     let release = CancelToken::new();
     let done = Arc::new(AtomicUsize::new(0));
+    let tasks = common::scaled(10_000);
     runtime.block_on(async {
-        for _ in 0..10_000 {
+        for _ in 0..tasks {
             let release = release.clone();
             let done = done.clone();
             tokio::spawn(tracker.track(async move {
@@ -192,13 +193,13 @@ fn ten_thousand_tasks_on_tokio_then_one_wait() {
                 done.fetch_add(1, Ordering::Relaxed);
             }));
         }
-        assert_eq!(tracker.len(), 10_000);
+        assert_eq!(tracker.len(), tasks);
         tracker.close();
         let wait = tokio::spawn(assert_send_static(tracker.clone().wait_owned()));
         release.trigger();
         tokio::time::timeout(LIMIT, wait).await.unwrap().unwrap();
     });
-    assert_eq!(done.load(Ordering::Relaxed), 10_000);
+    assert_eq!(done.load(Ordering::Relaxed), tasks);
     assert!(tracker.is_empty());
 }
 
@@ -225,7 +226,7 @@ fn waits_on_smol_and_async_std() {
 #[test]
 fn close_racing_the_last_exit_never_misses_the_wake_up() {
     within(LIMIT, || {
-        for _ in 0..2_000 {
+        for _ in 0..common::scaled(2_000) {
             let tracker = TaskTracker::new();
             let guard = tracker.enter();
             let exit = thread::spawn(move || drop(guard));
