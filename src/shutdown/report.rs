@@ -14,6 +14,18 @@ use crate::WaitOwned;
 
 /// Resolves to the [`ShutdownReport`] once the outcome is known; from [`Shutdown::wait`].
 /// `Send + 'static`, cancel-safe.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cancel_token::Shutdown;
+///
+/// let shutdown = Shutdown::new(Duration::from_secs(5));
+/// let report = smol::spawn(shutdown.wait()); // spawned before the request
+/// shutdown.request();
+/// assert!(smol::block_on(report).is_drained());
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct ShutdownWait {
     pub(super) inner: Arc<Inner>,
@@ -40,6 +52,18 @@ impl fmt::Debug for ShutdownWait {
 }
 
 /// How a shutdown ended.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cancel_token::{Shutdown, ShutdownOutcome};
+///
+/// let shutdown = Shutdown::new(Duration::ZERO);
+/// let _stuck = shutdown.tracker().enter();
+/// shutdown.request();
+/// assert_eq!(shutdown.wait_blocking().outcome(), ShutdownOutcome::Forced);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ShutdownOutcome {
     /// Every tracked task finished before the hard token fired.
@@ -50,6 +74,22 @@ pub enum ShutdownOutcome {
 }
 
 /// What a [`Shutdown`] reports once its outcome is known.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cancel_token::Shutdown;
+///
+/// let shutdown = Shutdown::new(Duration::from_millis(10));
+/// let tasks = [shutdown.tracker().enter(), shutdown.tracker().enter()];
+/// shutdown.request_with("SIGTERM");
+/// let report = shutdown.wait_blocking();
+/// assert_eq!((report.in_flight(), report.remaining()), (2, 2));
+/// assert!(report.elapsed() >= Duration::from_millis(10));
+/// assert!(report.to_string().ends_with("with 2 tasks left: grace period of 10ms elapsed"));
+/// # drop(tasks);
+/// ```
 ///
 /// Its `Display` is one line for a log: `shutdown drained in 1.2s (3 tasks in flight at the
 /// request)`, or `shutdown forced after 2s with 1 task left: grace period of 2s elapsed`.

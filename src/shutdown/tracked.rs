@@ -15,6 +15,18 @@ use crate::WaitOwned;
 pin_project! {
     /// A future tracked by a [`TaskTracker`]: counted as a task until it completes or is
     /// dropped. From [`TaskTracker::track`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::TaskTracker;
+    ///
+    /// let tracker = TaskTracker::new();
+    /// let task = tracker.track(async { 40 + 2 });
+    /// assert_eq!(tracker.len(), 1);
+    /// assert_eq!(futures_lite::future::block_on(task), 42);
+    /// assert!(tracker.is_empty());
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct TrackedFuture<F> {
         #[pin]
@@ -59,6 +71,16 @@ fn poll_wait(inner: &Inner, event: &mut Option<WaitOwned>, cx: &mut Context<'_>)
 }
 
 /// Finishes once a [`TaskTracker`] is closed and empty; from [`TaskTracker::wait`].
+///
+/// # Examples
+///
+/// ```
+/// use cancel_token::TaskTracker;
+///
+/// let tracker = TaskTracker::new();
+/// tracker.close();
+/// futures_lite::future::block_on(tracker.wait()); // closed and empty: ready at once
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct TrackerWait<'a> {
     pub(super) tracker: &'a TaskTracker,
@@ -83,6 +105,19 @@ impl fmt::Debug for TrackerWait<'_> {
 }
 
 /// Finishes once a [`TaskTracker`] is closed and empty; from [`TaskTracker::wait_owned`].
+///
+/// # Examples
+///
+/// ```
+/// use cancel_token::TaskTracker;
+///
+/// # futures_lite::future::block_on(async {
+/// let tracker = TaskTracker::new();
+/// let waiting = smol::spawn(tracker.clone().wait_owned()); // Send + 'static
+/// tracker.close();
+/// waiting.await;
+/// # });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct TrackerWaitOwned {
     pub(super) inner: Arc<Inner>,

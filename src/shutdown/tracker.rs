@@ -431,6 +431,23 @@ impl fmt::Debug for TaskTracker {
 }
 
 /// Counts as one task of a [`TaskTracker`] while it lives; from [`TaskTracker::enter`].
+///
+/// # Examples
+///
+/// ```
+/// use cancel_token::TaskTracker;
+///
+/// let tracker = TaskTracker::new();
+/// let workers: Vec<_> = (0..3)
+///     .map(|_| {
+///         let guard = tracker.enter();
+///         std::thread::spawn(move || drop(guard))
+///     })
+///     .collect();
+/// tracker.close();
+/// tracker.wait_blocking();
+/// # for worker in workers { worker.join().unwrap(); }
+/// ```
 #[must_use = "the task counts only while the guard lives"]
 pub struct TrackerGuard {
     inner: Arc<Inner>,
