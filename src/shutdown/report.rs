@@ -75,6 +75,9 @@ pub enum ShutdownOutcome {
 
 /// What a [`Shutdown`] reports once its outcome is known.
 ///
+/// Its `Display` is one line for a log: `shutdown drained in 1.2s (3 tasks in flight at the
+/// request)`, or `shutdown forced after 2s with 1 task left: grace period of 2s elapsed`.
+///
 /// # Examples
 ///
 /// ```
@@ -90,9 +93,6 @@ pub enum ShutdownOutcome {
 /// assert!(report.to_string().ends_with("with 2 tasks left: grace period of 10ms elapsed"));
 /// # drop(tasks);
 /// ```
-///
-/// Its `Display` is one line for a log: `shutdown drained in 1.2s (3 tasks in flight at the
-/// request)`, or `shutdown forced after 2s with 1 task left: grace period of 2s elapsed`.
 #[derive(Clone, Debug)]
 pub struct ShutdownReport {
     pub(super) outcome: ShutdownOutcome,
