@@ -13,6 +13,7 @@ use crate::callback::{self, Callback};
 use crate::node::{Keep, Node};
 use crate::reason::{Reason, ReasonKind};
 use crate::sync::{Arc, AtomicUsize, OnceLock, Ordering, Weak};
+use crate::walk::FollowUp;
 
 /// The count shared by the callbacks of one `all` token.
 struct Join {
@@ -25,19 +26,23 @@ struct Join {
 }
 
 impl Join {
-    /// Counts one off; whoever counts the last triggers the token through source `index`.
-    fn count_off(&self, index: usize) {
+    /// Counts one off. Whoever counts the last gets the trigger to make: the token, through
+    /// source `index`.
+    fn count_off(&self, index: usize) -> Option<FollowUp> {
         self.latest.store(index, Ordering::Relaxed);
         // AcqRel: the last decrement sees every earlier one, and the `latest` stored before it.
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.finish(index);
+            self.follow_up(index)
+        } else {
+            None
         }
     }
 
-    fn finish(&self, index: usize) {
-        if let Some(target) = self.target.upgrade() {
-            Node::trigger_from_parent(&target, index);
-        }
+    fn follow_up(&self, index: usize) -> Option<FollowUp> {
+        Some(FollowUp {
+            node: self.target.upgrade()?,
+            parent: index,
+        })
     }
 }
 
@@ -53,8 +58,10 @@ impl Callback for Arrival {
         self.seq
     }
 
-    fn fire(&self, _: &Reason) {
-        self.join.count_off(self.index);
+    fn fire(&self, _: &Reason) -> Option<FollowUp> {
+        // Handed back rather than made here: the walk running this callback makes it, so a
+        // tower of `all` tokens triggers in a loop, not in nested calls.
+        self.join.count_off(self.index)
     }
 
     fn cancel(&self) {
@@ -122,7 +129,8 @@ impl Node {
             });
             match source.register_callback(&arrival) {
                 Some(key) => entries.push((Arc::downgrade(source), key)),
-                None => join.count_off(index),
+                // Cannot be the last count: the maker's own is still in.
+                None => drop(join.count_off(index)),
             }
         }
         if let Some(Keep::All(registrations)) =
@@ -132,7 +140,11 @@ impl Node {
         }
         // The maker's own count: the last one only if every source fired meanwhile.
         if join.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            join.finish(join.latest.load(Ordering::Relaxed));
+            if let Some(FollowUp { node, parent }) =
+                join.follow_up(join.latest.load(Ordering::Relaxed))
+            {
+                Node::trigger_from_parent(&node, parent);
+            }
         }
         node
     }

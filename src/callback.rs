@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::reason::Reason;
 use crate::sync::{current_thread, lock, Arc, Condvar, Mutex, ThreadId};
+use crate::walk::FollowUp;
 use crate::CancelToken;
 
 /// Registration order across all tokens, so that callbacks collected from a whole tree run in
@@ -19,8 +20,9 @@ static NEXT_SEQ: AtomicU64 = AtomicU64::new(0);
 pub(crate) trait Callback: Send + Sync + UnwindSafe + RefUnwindSafe {
     /// Registration order.
     fn seq(&self) -> u64;
-    /// Runs the callback unless it already ran or was cancelled.
-    fn fire(&self, reason: &Reason);
+    /// Runs the callback unless it already ran or was cancelled. An internal callback may hand
+    /// back a trigger for the walk that runs it to make (see [`FollowUp`]).
+    fn fire(&self, reason: &Reason) -> Option<FollowUp>;
     /// Makes sure the callback never runs after this returns (except on the thread that is
     /// running it right now, which is the callback itself dropping its own guard).
     fn cancel(&self);
@@ -59,14 +61,14 @@ impl<F: FnOnce(&Reason) + Send> Callback for Entry<F> {
         self.seq
     }
 
-    fn fire(&self, reason: &Reason) {
+    fn fire(&self, reason: &Reason) -> Option<FollowUp> {
         let f = {
             let mut state = lock(&self.state);
             match std::mem::replace(&mut *state, State::Running(current_thread().id())) {
                 State::Pending(f) => f,
                 other => {
                     *state = other;
-                    return;
+                    return None;
                 }
             }
         };
@@ -81,6 +83,7 @@ impl<F: FnOnce(&Reason) + Send> Callback for Entry<F> {
         }
         let _finish = Finish(self);
         f(reason);
+        None
     }
 
     fn cancel(&self) {

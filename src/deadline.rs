@@ -1,10 +1,9 @@
 //! A token's deadline: setting its own, reading the effective one (the earliest among the
 //! token and its ancestors), and firing it from the timer.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use crate::link::ParentLink;
 use crate::node::Node;
 use crate::reason::{Reason, ReasonKind};
 use crate::sync::{lock, Arc, Weak};
@@ -16,20 +15,6 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
-}
-
-/// The latest of the effective deadlines of `sources`; `None` if one has none. (A triggered
-/// source counts as a deadline already passed.)
-fn latest_of<'a>(sources: impl Iterator<Item = &'a ParentLink>) -> Option<Instant> {
-    let mut latest = None;
-    for source in sources {
-        if source.node.is_triggered() {
-            continue;
-        }
-        let deadline = source.node.deadline()?;
-        latest = Some(latest.map_or(deadline, |latest: Instant| latest.max(deadline)));
-    }
-    latest
 }
 
 impl Node {
@@ -86,9 +71,8 @@ impl Node {
             if let Some(cold) = cold {
                 found = earliest(found, lock(&cold.links).timer.map(|key| key.deadline()));
                 if cold.is_all() {
-                    // Triggered when its last source is: the latest of theirs, if all have one.
-                    found = earliest(found, latest_of(cold.parents()));
-                    continue;
+                    // Its deadline is the latest of its sources': the general case.
+                    return effective(self);
                 }
                 if cold.parents().nth(1).is_some() && seen.is_none() {
                     seen = Some(HashSet::new());
@@ -110,6 +94,57 @@ impl Node {
         }
         found
     }
+}
+
+/// Every parent of `node` (its sources, for an `all` token).
+fn parents_of(node: &Node) -> impl Iterator<Item = &Node> {
+    let cold = node.cold.get();
+    node.parent
+        .iter()
+        .chain(cold.into_iter().flat_map(|cold| cold.parents()))
+        .map(|link| &*link.node)
+}
+
+/// The effective deadline of `root` in a graph with `all` tokens: the earliest of a node's own
+/// deadline and what its parents give, where an `all` token's sources give the latest of their
+/// effective deadlines (if each untriggered one has one) and any other node's parents the
+/// earliest. Each node is evaluated once, parents first, with an explicit stack: a tower of
+/// `all` tokens a million deep uses no call stack, and diamonds cost no more than their nodes.
+fn effective(root: &Node) -> Option<Instant> {
+    let mut memo: HashMap<*const Node, Option<Instant>> = HashMap::new();
+    let mut stack: Vec<(&Node, bool)> = vec![(root, false)];
+    while let Some((node, parents_done)) = stack.pop() {
+        if memo.contains_key(&(node as *const Node)) {
+            continue;
+        }
+        if !parents_done {
+            stack.push((node, true));
+            stack.extend(
+                parents_of(node)
+                    .filter(|parent| !memo.contains_key(&(*parent as *const Node)))
+                    .map(|parent| (parent, false)),
+            );
+            continue;
+        }
+        let of = |parent: &Node| memo.get(&(parent as *const Node)).copied().flatten();
+        let cold = node.cold.get();
+        let from_parents = if cold.is_some_and(|cold| cold.is_all()) {
+            let mut latest: Option<Instant> = None;
+            let mut every_one_has_one = true;
+            for source in parents_of(node).filter(|source| !source.is_triggered()) {
+                match of(source) {
+                    Some(deadline) => latest = Some(latest.map_or(deadline, |l| l.max(deadline))),
+                    None => every_one_has_one = false,
+                }
+            }
+            latest.filter(|_| every_one_has_one)
+        } else {
+            parents_of(node).filter_map(of).min()
+        };
+        let own = cold.and_then(|cold| lock(&cold.links).timer.map(|key| key.deadline()));
+        memo.insert(node, earliest(own, from_parents));
+    }
+    memo.get(&(root as *const Node)).copied().flatten()
 }
 
 impl Expire for Node {

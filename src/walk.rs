@@ -66,8 +66,34 @@ impl Node {
     }
 
     /// The walk of a trigger that claimed `this`, replacing the state word `previous`: publishes
-    /// it and every descendant it can claim, then runs the callbacks it took with `reason`.
+    /// it and every descendant it can claim, then runs the callbacks it took with `reason`;
+    /// then the same for each trigger a callback handed back (an `all` token whose last source
+    /// this was), in a loop, so nested `all` tokens use no stack per level. The first callback
+    /// panic is resumed once all of it is done.
     fn propagate(this: &Arc<Node>, previous: u64, reason: &Reason) {
+        let mut after = After::default();
+        Node::walk(this, previous, reason, &mut after);
+        while let Some(FollowUp { node, parent }) = after.follow_ups.pop() {
+            let state = node.state.load(Ordering::Acquire);
+            if let Ok(previous) = node.claim(inherited(parent), state & !TAG_MASK) {
+                // Its parent was published by one of these walks, so it has their origin,
+                // and their reason: no need to look it up (a level at a time, in a tower).
+                Node::walk(&node, previous, reason, &mut after);
+            }
+        }
+        if let Some(payload) = after.first_panic {
+            // A second panic while this thread unwinds would abort the process: a trigger
+            // made from a `Drop` during unwinding swallows its callbacks' panic instead.
+            if std::thread::panicking() {
+                drop_payload(payload);
+            } else {
+                panic::resume_unwind(payload);
+            }
+        }
+    }
+
+    /// One walk: `this` and every descendant it can claim, then their callbacks.
+    fn walk(this: &Arc<Node>, previous: u64, reason: &Reason, after: &mut After) {
         let mut walk = Walk::default();
         walk.publish(this, previous);
         while let Some(entry) = walk.work.pop() {
@@ -82,8 +108,22 @@ impl Node {
                 walk.publish(&child, previous);
             }
         }
-        walk.run_callbacks(reason);
+        walk.run_callbacks(reason, after);
     }
+}
+
+/// A trigger that a callback hands back to the walk that ran it instead of making it itself:
+/// `node` is to be triggered as if a walk had come through its parent link `parent`.
+pub(crate) struct FollowUp {
+    pub(crate) node: Arc<Node>,
+    pub(crate) parent: usize,
+}
+
+/// What the walks of one trigger leave for after them.
+#[derive(Default)]
+struct After {
+    follow_ups: Vec<FollowUp>,
+    first_panic: Option<Box<dyn Any + Send>>,
 }
 
 /// One trigger's walk: the entries still to visit and the callbacks it took.
@@ -138,7 +178,8 @@ impl Walk {
     }
 
     /// Runs the callbacks this walk took, in registration order, with the origin's reason.
-    fn run_callbacks(self, reason: &Reason) {
+    /// The triggers they hand back and the first panic go to `after`.
+    fn run_callbacks(self, reason: &Reason, after: &mut After) {
         let Walk {
             work,
             mut callbacks,
@@ -149,23 +190,14 @@ impl Walk {
             return;
         }
         callbacks.sort_by_key(|callback| callback.seq());
-        let mut first_panic = None;
         for callback in &callbacks {
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| callback.fire(reason))) {
-                match first_panic {
-                    None => first_panic = Some(payload),
+            match panic::catch_unwind(AssertUnwindSafe(|| callback.fire(reason))) {
+                Ok(None) => {}
+                Ok(Some(follow_up)) => after.follow_ups.push(follow_up),
+                Err(payload) => match after.first_panic {
+                    None => after.first_panic = Some(payload),
                     Some(_) => drop_payload(payload),
-                }
-            }
-        }
-        drop(callbacks);
-        if let Some(payload) = first_panic {
-            // A second panic while this thread unwinds would abort the process: a trigger
-            // made from a `Drop` during unwinding swallows its callbacks' panic instead.
-            if std::thread::panicking() {
-                drop_payload(payload);
-            } else {
-                panic::resume_unwind(payload);
+                },
             }
         }
     }

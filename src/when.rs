@@ -24,7 +24,7 @@ use crate::node::{Keep, Node};
 use crate::reason::{Reason, ReasonKind};
 use crate::sync::{Arc, Weak};
 use crate::time::{self, Expire, TimerKey};
-use crate::walk::drop_payload;
+use crate::walk::{drop_payload, FollowUp};
 
 /// The shortest interval between two evaluations: a zero interval would re-register a
 /// predicate that is already due, and spin a timer thread on it.
@@ -183,7 +183,7 @@ impl<F: FnMut() -> bool + Send + 'static> Callback for Poller<F> {
     }
 
     /// The token was triggered, by its condition or anything else: stop polling at once.
-    fn fire(&self, _: &Reason) {
+    fn fire(&self, _: &Reason) -> Option<FollowUp> {
         let (timer, predicate) = {
             let mut slot = lock(&self.slot);
             slot.done = true;
@@ -195,6 +195,7 @@ impl<F: FnMut() -> bool + Send + 'static> Callback for Poller<F> {
         // The user's closure, dropped with no lock held. If an evaluation is running, the cell
         // is empty and the evaluation drops it when it returns.
         drop(predicate);
+        None
     }
 
     fn cancel(&self) {

@@ -262,3 +262,65 @@ fn concurrent_with_its_making_it_still_triggers() {
         assert!(all.is_triggered());
     }
 }
+
+/// A tower of `all` tokens, each the only source of the next, triggers in a loop: no stack per
+/// level (each level's trigger is handed back to the walk instead of nested in it).
+#[test]
+fn a_tower_of_all_tokens_triggers_on_a_small_stack() {
+    let depth = common::scaled(100_000);
+    common::on_thread_with_stack(2 << 20, move || {
+        let root = CancelToken::named("root");
+        let mut top = root.clone();
+        for _ in 0..depth {
+            top = CancelToken::all([&top]);
+        }
+        root.trigger_with("down it goes");
+        assert!(top.is_triggered());
+        assert_eq!(top.triggered_token(), Some(root));
+        drop(top);
+    });
+}
+
+/// `deadline()` through a tower of `all` tokens uses no stack per level, and through
+/// diamonds (`all([&top, &top])`, 40 deep) costs one evaluation per node, not 2^40.
+#[test]
+fn deadline_through_towers_and_diamonds_of_all_tokens() {
+    let depth = common::scaled(100_000);
+    common::on_thread_with_stack(2 << 20, move || {
+        let root = CancelToken::with_timeout(Duration::from_secs(3600));
+        let mut top = root.clone();
+        for _ in 0..depth {
+            top = CancelToken::all([&top]);
+        }
+        assert_eq!(top.deadline(), root.deadline());
+        assert!(
+            !top.trigger_after(Duration::from_secs(7200)),
+            "the sources' deadline is earlier"
+        );
+        drop(top);
+    });
+    common::within(common::LIMIT, || {
+        let root = CancelToken::with_timeout(Duration::from_secs(3600));
+        let mut top = root.clone();
+        for _ in 0..40 {
+            top = CancelToken::all([&top, &top]);
+        }
+        assert_eq!(top.deadline(), root.deadline());
+        let other = CancelToken::new();
+        assert_eq!(CancelToken::all([&top, &other]).deadline(), None);
+    });
+}
+
+/// A panicking callback on one level of a tower does not stop the levels above, and its panic
+/// comes out of the trigger once all are triggered.
+#[test]
+fn a_panicking_callback_inside_a_tower_stops_nothing() {
+    let root = CancelToken::new();
+    let middle = CancelToken::all([&root]);
+    let _bomb = middle.on_cancel(|_| panic!("callback on the middle"));
+    let top = CancelToken::all([&middle]);
+    let trigger = root.clone();
+    let outcome = std::panic::catch_unwind(move || trigger.trigger());
+    assert!(outcome.is_err(), "the callback's panic is resumed");
+    assert!(top.is_triggered(), "after every level was triggered");
+}

@@ -281,3 +281,98 @@ fn it_composes_with_other_tokens() {
         Some("Shutdown { grace: 2s")
     );
 }
+
+/// The bookkeeping of a request happens before the soft token's callbacks run: a callback that
+/// panics, blocks or waits for the shutdown itself cannot stall the grace period.
+#[test]
+fn a_panicking_soft_callback_does_not_stall_the_shutdown() {
+    let shutdown = Shutdown::new(Duration::from_millis(30));
+    shutdown
+        .soft()
+        .on_cancel(|_| panic!("a user's callback"))
+        .detach();
+    let _stuck = shutdown.tracker().enter();
+    let requester = shutdown.clone();
+    let outcome = std::panic::catch_unwind(move || requester.request());
+    assert!(
+        outcome.is_err(),
+        "the callback's panic comes out of request()"
+    );
+    assert!(shutdown.tracker().is_closed());
+    assert!(shutdown.deadline().is_some());
+    let waiter = shutdown.clone();
+    let report = within(LIMIT, move || waiter.wait_blocking());
+    assert_eq!(report.outcome(), ShutdownOutcome::Forced);
+}
+
+#[test]
+fn the_grace_period_runs_from_the_request_even_while_soft_callbacks_block() {
+    let grace = Duration::from_millis(100);
+    let shutdown = Shutdown::new(grace);
+    shutdown
+        .soft()
+        .on_cancel(|_| std::thread::sleep(Duration::from_millis(600)))
+        .detach();
+    let _stuck = shutdown.tracker().enter();
+    let start = Instant::now();
+    let requester = shutdown.clone();
+    let request = std::thread::spawn(move || requester.request());
+    let hard = shutdown.hard().clone();
+    within(LIMIT, move || hard.wait_blocking());
+    let fired = start.elapsed();
+    assert!(fired >= grace);
+    assert!(
+        fired < Duration::from_millis(500),
+        "hard fired {fired:?} after the request"
+    );
+    assert!(request.join().unwrap());
+}
+
+#[test]
+fn a_soft_callback_waiting_for_the_report_does_not_hang_the_request() {
+    let shutdown = Shutdown::new(HOUR);
+    let inside = shutdown.clone();
+    shutdown
+        .soft()
+        .on_cancel(move |_| {
+            // Nothing is tracked: the drain was decided before this callback runs.
+            assert!(inside
+                .wait_blocking_timeout(Duration::from_secs(5))
+                .is_some());
+        })
+        .detach();
+    let requester = shutdown.clone();
+    within(LIMIT, move || requester.request());
+    assert!(shutdown.report().unwrap().is_drained());
+}
+
+#[test]
+fn a_soft_token_triggered_directly_begins_the_shutdown_and_the_next_request_is_the_first() {
+    let shutdown = Shutdown::new(HOUR);
+    let _stuck = shutdown.tracker().enter();
+    drop(shutdown.soft().clone().drop_guard());
+    assert!(
+        shutdown.tracker().is_closed(),
+        "begun: the tracker is closed"
+    );
+    assert!(shutdown.deadline().is_some(), "and the grace period runs");
+    assert!(
+        shutdown.request(),
+        "the first request is not taken for a second one"
+    );
+    assert!(!shutdown.hard().is_triggered());
+    assert!(!shutdown.request(), "the second request forces");
+    assert!(shutdown.hard().is_triggered());
+}
+
+#[test]
+fn a_zero_grace_still_reports_when_the_grace_period_ended() {
+    let shutdown = Shutdown::new(Duration::ZERO);
+    let _stuck = shutdown.tracker().enter();
+    let before = Instant::now();
+    shutdown.request();
+    let deadline = shutdown
+        .deadline()
+        .expect("the request's time plus nothing");
+    assert!(deadline >= before && deadline <= Instant::now());
+}

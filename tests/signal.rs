@@ -278,6 +278,25 @@ impl Drop for Scenario {
     }
 }
 
+/// `Shutdown::on_signals`: the first SIGTERM requests the shutdown, and a second one forces it
+/// at once even while the soft token's callbacks are still busy (the first request runs them
+/// on a thread of its own, not on the signal thread).
+#[test]
+fn a_second_signal_forces_a_shutdown_while_soft_callbacks_still_run() {
+    let child = Scenario::start("shutdown_escalates");
+    child.expect("ready");
+    child.send("TERM");
+    child.expect("soft SIGTERM");
+    let second = Instant::now();
+    child.send("TERM");
+    child.expect("forced shutdown requested again: SIGTERM");
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "the second signal waited for the soft callback"
+    );
+    child.exits_ok();
+}
+
 // ---------------------------------------------------------------------------------------------
 // The child side.
 
@@ -296,6 +315,7 @@ fn scenario_child() {
         "drop_in_handler" => drop_in_handler(),
         "drop_all" => drop_all(),
         "churn" => churn(),
+        "shutdown_escalates" => shutdown_escalates(),
         other => panic!("unknown scenario {other:?}"),
     }
 }
@@ -433,4 +453,29 @@ fn churn() {
     assert_eq!(resources(), before);
     assert!(!token.is_triggered());
     report("flat");
+}
+
+fn shutdown_escalates() {
+    let shutdown = cancel_token::Shutdown::new(Duration::from_secs(3600));
+    let _signals = shutdown.on_signals(&SHUTDOWN_SIGNALS).unwrap();
+    let _busy = shutdown.tracker().enter();
+    let soft = shutdown.soft().clone();
+    // A soft callback that stays busy far longer than the test waits for the second signal.
+    shutdown
+        .soft()
+        .on_cancel(|_| thread::sleep(Duration::from_secs(30)))
+        .detach();
+    report("ready");
+    assert!(soft.wait_blocking_timeout(LIMIT), "no first request");
+    report(&format!(
+        "soft {}",
+        soft.reason().unwrap().message().unwrap_or("-")
+    ));
+    let report_line = shutdown
+        .wait_blocking_timeout(LIMIT)
+        .expect("the second signal forces the shutdown");
+    let forced = report_line.forced_by().expect("forced");
+    report(&format!("forced {}", forced.message().unwrap_or("-")));
+    // The soft callback's thread is still asleep: leave without waiting for it.
+    std::process::exit(0);
 }

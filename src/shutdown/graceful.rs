@@ -22,7 +22,9 @@ use super::report::{ShutdownOutcome, ShutdownReport, ShutdownWait};
 use super::tracked::TrackedFuture;
 use super::tracker::TaskTracker;
 use crate::reason::{Reason, ReasonKind};
-use crate::sync::{Arc, Weak};
+use crate::sync::Arc;
+#[cfg(feature = "signal")]
+use crate::sync::Weak;
 use crate::{CancelToken, RunOwned};
 
 /// A graceful shutdown: a soft token, a grace period, then a hard token, with a
@@ -83,6 +85,12 @@ pub(super) struct Inner {
     grace: Duration,
     /// Fires at the end of the grace period, and forces the shutdown.
     grace_timer: CancelToken,
+    /// The reason of the first request; set before anything else of the request happens.
+    requested: OnceLock<Reason>,
+    /// Set by the first `begin`, which does the rest only once.
+    begun: OnceLock<()>,
+    /// When the grace period ends (`None` inside: a grace too long to represent).
+    grace_ends: OnceLock<Option<Instant>>,
     /// When the shutdown began (first request or force), and how many tasks ran then.
     started: OnceLock<(Instant, usize)>,
     /// Tasks tracked just before this shutdown triggered the hard token.
@@ -103,8 +111,14 @@ impl Inner {
             .get_or_init(|| (Instant::now(), self.tracker.len()))
     }
 
-    /// The first request: everything but the soft token, which the caller triggered.
+    /// Begins the shutdown, once: closes the tracker, watches it drain and starts the grace
+    /// period. Called by the first request *before* it triggers the soft token (whose
+    /// callbacks are the user's, and may block or panic), and by the soft token's own first
+    /// callback, for a soft token triggered some other way.
     fn begin(self: &Arc<Self>) {
+        if self.begun.set(()).is_err() {
+            return;
+        }
         self.start();
         self.tracker.close();
         let weak = Arc::downgrade(self);
@@ -121,6 +135,10 @@ impl Inner {
                 }
             })
             .detach();
+        if self.hard.is_triggered() {
+            return;
+        }
+        let _ = self.grace_ends.set(Instant::now().checked_add(self.grace));
         let message = format!("grace period of {:?} elapsed", self.grace);
         self.grace_timer.trigger_after_with(
             self.grace,
@@ -140,8 +158,10 @@ impl Inner {
         let report = ShutdownReport {
             outcome,
             reason: self
-                .soft
-                .reason()
+                .requested
+                .get()
+                .cloned()
+                .or_else(|| self.soft.reason())
                 .unwrap_or(Reason::new(ReasonKind::Manual)),
             forced_by: forced_by.cloned(),
             in_flight,
@@ -178,6 +198,9 @@ impl Shutdown {
             tracker: TaskTracker::new(),
             grace,
             grace_timer: CancelToken::named("shutdown-grace"),
+            requested: OnceLock::new(),
+            begun: OnceLock::new(),
+            grace_ends: OnceLock::new(),
             started: OnceLock::new(),
             forced_with: OnceLock::new(),
             report: OnceLock::new(),
@@ -195,6 +218,17 @@ impl Shutdown {
                         None => inner.tracker.len(),
                     };
                     inner.decide(ShutdownOutcome::Forced, Some(reason), remaining);
+                }
+            })
+            .detach();
+        let weak = Arc::downgrade(&inner);
+        // Registered first on the soft token, so it runs before the user's callbacks: a soft
+        // token triggered directly (or by the hard one) begins the shutdown too.
+        inner
+            .soft
+            .on_cancel(move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.begin();
                 }
             })
             .detach();
@@ -224,8 +258,9 @@ impl Shutdown {
         self.inner.grace
     }
 
-    /// When the grace period ends and the hard token fires, once the shutdown was requested
-    /// (`None` before, and for a grace period too long to represent).
+    /// When the grace period ends (or ended) and the hard token fires, once the shutdown began:
+    /// the time of the request plus the grace period. `None` before a request, for a grace
+    /// period too long to represent, and for a shutdown forced before any request.
     ///
     /// The hard token itself has no deadline: it is triggered by the shutdown, which counts
     /// the tasks left just before.
@@ -243,7 +278,7 @@ impl Shutdown {
     /// assert!(shutdown.deadline().unwrap() > Instant::now());
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
-        self.inner.grace_timer.deadline()
+        self.inner.grace_ends.get().copied().flatten()
     }
 
     /// The token triggered by the first request: stop accepting new work. Also triggered when
@@ -332,12 +367,16 @@ impl Shutdown {
         self.request_with("shutdown requested")
     }
 
-    /// Requests the shutdown with `reason`. Returns `true` if this call began it.
+    /// Requests the shutdown with `reason`. Returns `true` if this call was the first request
+    /// (`false` for a later one, and once the shutdown was forced).
     ///
-    /// The first request triggers the soft token with `reason`, closes the tracker and starts
-    /// the grace period. A later request forces the shutdown at once: the hard token fires with
-    /// `reason`'s kind and the message `"shutdown requested again: <message>"`. Of two
-    /// concurrent requests, one begins the shutdown and the other forces it.
+    /// The first request closes the tracker, starts the grace period, then triggers the soft
+    /// token with `reason` (its callbacks run on this thread, before this returns; the grace
+    /// period runs meanwhile). A later request forces the shutdown at once: the hard token
+    /// fires with `reason`'s kind and the message `"shutdown requested again: <message>"`. Of
+    /// two concurrent requests, one begins the shutdown and the other forces it. A soft token
+    /// triggered directly also begins the shutdown (the grace period starts), but only requests
+    /// count towards forcing it: the first request after that is still the first.
     ///
     /// # Examples
     ///
@@ -363,8 +402,14 @@ impl Shutdown {
     /// ```
     pub fn request_with(&self, reason: impl Into<Reason>) -> bool {
         let reason = reason.into();
-        if self.inner.soft.trigger_with(reason.clone()) {
+        if self.inner.hard.is_triggered() {
+            return false;
+        }
+        if self.inner.requested.set(reason.clone()).is_ok() {
+            // The bookkeeping first: the soft token's callbacks are the user's, and whatever
+            // they do (block, panic, wait for this shutdown) the grace period has started.
             self.inner.begin();
+            self.inner.soft.trigger_with(reason);
             return true;
         }
         let message = match reason.message() {
@@ -484,7 +529,14 @@ impl Shutdown {
             .then(|| self.expect_report())
     }
 
+    /// Whether a request came (not only a direct trigger of the soft token).
+    #[cfg(feature = "signal")]
+    pub(super) fn was_requested(&self) -> bool {
+        self.inner.requested.get().is_some()
+    }
+
     /// A handle that does not keep the shutdown alive.
+    #[cfg(feature = "signal")]
     pub(super) fn downgrade(&self) -> WeakShutdown {
         WeakShutdown(Arc::downgrade(&self.inner))
     }
@@ -496,8 +548,10 @@ impl Shutdown {
 }
 
 /// A [`Shutdown`] held weakly, by what must not keep it alive.
+#[cfg(feature = "signal")]
 pub(super) struct WeakShutdown(Weak<Inner>);
 
+#[cfg(feature = "signal")]
 impl WeakShutdown {
     pub(super) fn upgrade(&self) -> Option<Shutdown> {
         self.0.upgrade().map(|inner| Shutdown { inner })

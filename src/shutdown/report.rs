@@ -12,7 +12,7 @@ use crate::reason::Reason;
 use crate::sync::Arc;
 use crate::WaitOwned;
 
-/// Resolves to the [`ShutdownReport`] once the outcome is known; from [`Shutdown::wait`].
+/// Resolves to the [`ShutdownReport`] once the outcome is known; from [`Shutdown::wait`](super::Shutdown::wait).
 /// `Send + 'static`, cancel-safe.
 ///
 /// # Examples
@@ -73,7 +73,7 @@ pub enum ShutdownOutcome {
     Forced,
 }
 
-/// What a [`Shutdown`] reports once its outcome is known.
+/// What a [`Shutdown`](super::Shutdown) reports once its outcome is known.
 ///
 /// Its `Display` is one line for a log: `shutdown drained in 1.2s (3 tasks in flight at the
 /// request)`, or `shutdown forced after 2s with 1 task left: grace period of 2s elapsed`.

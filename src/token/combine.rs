@@ -119,8 +119,10 @@ impl CancelToken {
     /// token is not a descendant of its sources: a source's `trigger` call returns with the
     /// new token triggered (when it was the last) because it runs as one of that source's
     /// callbacks, on the triggering thread. It holds its sources alive, as a chain does, and
-    /// removes its registrations from them when its last handle is dropped; a source that is
-    /// dropped untriggered can never fire, so the new token then triggers only directly.
+    /// removes its registrations from them when its last handle is dropped. A source whose
+    /// handles are all dropped before it fired is kept alive but can no longer be triggered by
+    /// anyone (unless through its own sources), so the new token then triggers only directly.
+    /// Under concurrent triggers, "the last to fire" is the source whose count came last.
     ///
     /// # Examples
     ///

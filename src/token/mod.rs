@@ -341,7 +341,8 @@ impl CancelToken {
             None => {
                 // Triggered between the check above and the registration.
                 if let Some(reason) = Node::reason(&self.node) {
-                    entry.fire(&reason);
+                    // A user's callback hands nothing back.
+                    let _ = entry.fire(&reason);
                 }
                 CallbackGuard::new(self.clone(), None)
             }

@@ -259,7 +259,9 @@ impl CancelToken {
     ///   means "never": the predicate is never evaluated and the token triggers only directly
     ///   (or never).
     /// - The predicate runs with no lock of this crate held: it may use any token, this one
-    ///   included.
+    ///   included. To name this token from its own predicate, capture a
+    ///   [`WeakCancelToken`](crate::WeakCancelToken): the token owns its predicate, so a strong
+    ///   handle inside it is a cycle that keeps both alive (and polling) until it is triggered.
     ///
     /// # Triggering and stopping
     ///
@@ -272,8 +274,9 @@ impl CancelToken {
     /// reports it).
     ///
     /// Once the token is triggered, by its condition or by anything else
-    /// ([`trigger`](Self::trigger), ...), the predicate is never evaluated again: its pending
-    /// evaluation is released, and the predicate is dropped on the triggering thread (or on the
+    /// ([`trigger`](Self::trigger), ...), no evaluation starts once the trigger is seen (one
+    /// that already started when the trigger came finishes, and its result is ignored): the
+    /// pending evaluation is released, and the predicate is dropped on the triggering thread (or on the
     /// timer thread once an evaluation that was running then returns). Dropping the token
     /// stops the polling too: once no handle and no descendant (such as a
     /// [`child`](Self::child)) is left, the predicate is dropped, on the thread that let go of
