@@ -74,14 +74,19 @@
 //! # Feature flags
 //!
 //! The core needs none. `http` adds the `http` module (adapters for any HTTP client's
-//! request futures, retries with a cancellable back-off, server handler tokens); `http-body`
-//! adds `http::CancelBody` for `http_body::Body`; `tower` adds `http::CancelLayer`. `signal`
+//! request futures, borrowed and owned, and retries with a cancellable back-off); `http-body`
+//! adds `http::CancelBody` for `http_body::Body` and `http::scope_response`, a handler token
+//! that covers the response body; `tower` adds `http::CancelLayer` (which can answer a
+//! cancelled request with a status, as axum needs) and `http::ScopeLayer` (a token per
+//! request). `signal`
 //! adds the `signal` module: SIGINT, SIGTERM (and on request SIGHUP, SIGQUIT), or Ctrl-C and
 //! Ctrl-Break on Windows, trigger a token, through signal-hook.
 //!
 //! # Patterns
 //!
-//! - Scope-bound work: [`drop_guard`](CancelToken::drop_guard) triggers on early return or panic.
+//! - Scope-bound work: [`drop_guard`](CancelToken::drop_guard) triggers on early return or panic;
+//!   [`scope()`] gives a future a token that triggers if the future is dropped unfinished (a
+//!   request handler whose client went away).
 //! - Latest wins: [`CancelSlot`] supersedes the previous request when a new one starts.
 //! - Cancel by id: [`CancelRegistry`] maps keys to the tokens of running operations.
 
@@ -108,6 +113,7 @@ mod node;
 mod reason;
 mod registry;
 mod run;
+mod scope;
 mod shutdown;
 #[cfg(feature = "signal")]
 #[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
@@ -135,12 +141,19 @@ struct ReadmeDoctests;
 #[doc = include_str!("../docs/signals.md")]
 struct SignalsDoctests;
 
+/// The axum example in `docs/http.md` (its other recipes need a client or a server and are
+/// `ignore`d), compiled and run as a doctest for the same reason.
+#[cfg(all(doctest, feature = "tower"))]
+#[doc = include_str!("../docs/http.md")]
+struct HttpDoctests;
+
 pub use callback::CallbackGuard;
 pub use error::{Cancelled, TimedOut, WaitError};
 pub use guard::DropGuard;
 pub use reason::{Reason, ReasonKind};
 pub use registry::{CancelRegistry, Registration};
 pub use run::{CancelStream, CancelStreamOwned, CancellableWait, Run, RunOwned};
+pub use scope::{scope, Scope};
 pub use shutdown::{
     Shutdown, ShutdownOutcome, ShutdownReport, ShutdownWait, TaskTracker, TrackedFuture,
     TrackerGuard, TrackerWait, TrackerWaitOwned,

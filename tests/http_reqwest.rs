@@ -10,6 +10,7 @@
 #[path = "common/alloc.rs"]
 mod alloc;
 mod support_http;
+mod support_server;
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -34,6 +35,7 @@ use support_http::{
     stream_chunk, stream_prefix_ok, BodyEvent, CloseKind, SlowBody, TestServer, CLOSE_WITHIN,
     FAST_BODY, FLAKY_OK_BODY, LIMIT,
 };
+use support_server::{client, serve_hyper};
 
 // Counts the live bytes allocated by threads that opted in, so the random-cancellation loop
 // can check that memory stays flat. Threads that did not opt in (the test server, other tests
@@ -42,14 +44,6 @@ use support_http::{
 static ALLOC: alloc::Counting = alloc::Counting::OPTED_IN_THREADS;
 
 // ---------------------------------------------------------------------------------------------
-
-/// A plain-HTTP client that ignores any proxy settings of the environment.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("reqwest client")
-}
 
 /// GETs `/fast` (tagged) and checks the body byte for byte.
 async fn fast_exact(client: &reqwest::Client, server: &TestServer, tag: &str) {
@@ -691,48 +685,7 @@ async fn settled_live() -> isize {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Server side: hyper on tokio.
-
-mod server {
-    use super::*;
-    use hyper::server::conn::http1;
-    use hyper_util::rt::TokioIo;
-
-    /// Serves `service` on 127.0.0.1 until the test's runtime stops.
-    pub async fn serve<S, B>(service: S) -> std::net::SocketAddr
-    where
-        S: hyper::service::Service<
-                http::Request<hyper::body::Incoming>,
-                Response = http::Response<B>,
-            > + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn Error + Send + Sync>>,
-        B: hyper::body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn Error + Send + Sync>>,
-    {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let service = service.clone();
-                tokio::spawn(async move {
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        addr
-    }
-
-    pub use hyper::service::service_fn as hyper_service_fn;
-}
+// Server side: hyper on tokio (tests/support_server).
 
 /// `scope` in a hyper handler: the client going away (its request dropped by `send`) drops
 /// the handler future, which triggers the handler's token with `ReasonKind::Dropped`.
@@ -743,7 +696,7 @@ async fn scope_triggers_the_handler_token_when_the_client_goes_away() {
     let shutdown = CancelToken::named("server");
     let (tokens_tx, mut tokens) = tokio::sync::mpsc::unbounded_channel::<CancelToken>();
     let handler_shutdown = shutdown.clone();
-    let addr = server::serve(server::hyper_service_fn(
+    let addr = serve_hyper(hyper::service::service_fn(
         move |request: http::Request<_>| {
             let tokens_tx = tokens_tx.clone();
             scope(&handler_shutdown, move |token| async move {
@@ -839,7 +792,7 @@ async fn cancel_layer_in_a_hyper_server() {
     });
     let service = CancelLayer::new(shutdown.clone()).layer(inner);
     let in_process = service.clone();
-    let addr = server::serve(server::hyper_service_fn(
+    let addr = serve_hyper(hyper::service::service_fn(
         move |request: http::Request<hyper::body::Incoming>| {
             service.clone().oneshot(request.map(BodyExt::boxed))
         },

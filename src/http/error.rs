@@ -25,8 +25,23 @@ use crate::{Cancelled, Reason};
 /// assert!(!refused.is_cancelled());
 /// assert_eq!(refused.into_inner().unwrap().kind(), std::io::ErrorKind::ConnectionRefused);
 /// ```
+///
+/// The two variants are complete by design (an operation under a token either was cancelled
+/// or failed on its own), so a `match` on both needs no catch-all arm:
+///
+/// ```
+/// use cancel_token::http::CancelError;
+///
+/// fn describe(err: &CancelError<std::io::Error>) -> String {
+///     match err {
+///         CancelError::Cancelled(cancelled) => format!("stopped: {}", cancelled.reason()),
+///         CancelError::Inner(err) => format!("failed: {err}"),
+///     }
+/// }
+/// let err = CancelError::Inner(std::io::Error::other("connection reset"));
+/// assert_eq!(describe(&err), "failed: connection reset");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum CancelError<E> {
     /// The token was triggered; the request was not sent, or was dropped mid-flight.
     Cancelled(Cancelled),

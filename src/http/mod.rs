@@ -3,17 +3,27 @@
 //! No HTTP client is a dependency: everything here works on the futures and streams that
 //! clients already return, because dropping a request future is how every Rust HTTP client
 //! aborts a request. One token then stops the request in flight ([`send`],
-//! [`CancelFutureExt::with_cancel`]), the retry loop and its back-off ([`retry`]) and the body
-//! (the core [`CancelToken::stream`](crate::CancelToken::stream) adapter for byte streams,
-//! `CancelBody` for an `http_body::Body` with the `http-body` feature), and the error keeps
-//! the reason ([`CancelError`]). `docs/http.md` has recipes for reqwest, hyper, tower and blocking
-//! clients.
+//! [`CancelFutureExt::with_cancel`], and their owned forms for spawning), the retry loop and its
+//! back-off ([`retry`]) and the body (the core [`CancelToken::stream`](crate::CancelToken::stream)
+//! adapter for byte streams, `CancelBody` for an `http_body::Body` with the `http-body`
+//! feature), and the error keeps the reason ([`CancelError`]).
+//!
+//! On the server side, [`scope`] gives a handler a token that fires when the client goes away;
+//! with `http-body`, `scope_response` keeps it armed while the response body streams, and with
+//! `tower`, `ScopeLayer` gives every request such a token and `CancelLayer` cuts requests on a
+//! trigger (`CancelLayer::responding` answers them with a status instead, as axum needs).
+//! `docs/http.md` has recipes for reqwest, hyper, axum, tower and blocking clients.
 
 #[cfg(feature = "http-body")]
 mod body;
 mod error;
+#[cfg(feature = "tower")]
+mod respond;
 mod retry;
-mod scope;
+#[cfg(feature = "tower")]
+mod scope_layer;
+#[cfg(feature = "http-body")]
+mod scoped;
 mod send;
 #[cfg(feature = "tower")]
 mod tower;
@@ -21,11 +31,23 @@ mod tower;
 #[cfg(feature = "http-body")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http-body")))]
 pub use body::CancelBody;
+#[cfg(feature = "http-body")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http-body")))]
+pub use scoped::{scope_response, ScopeResponse, ScopedBody};
 
+/// The core [`scope()`](crate::scope()), also here for HTTP servers.
+pub use crate::scope::{scope, Scope};
 pub use error::{find_cancelled, CancelError};
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use respond::{RespondBody, RespondFuture, RespondLayer, RespondService};
 pub use retry::{retry, Retry};
-pub use scope::{scope, Scope};
-pub use send::{send, CancelFutureExt, SendRequest, WithCancel};
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use scope_layer::{ScopeLayer, ScopeService};
+pub use send::{
+    send, send_owned, CancelFutureExt, SendRequest, SendRequestOwned, WithCancel, WithCancelOwned,
+};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use tower::{BoxError, CancelLayer, CancelService, ResponseFuture};

@@ -1,4 +1,5 @@
-//! [`send`], [`SendRequest`] and the [`CancelFutureExt::with_cancel`] adapter.
+//! [`send`], [`SendRequest`] and the [`CancelFutureExt::with_cancel`] adapter, with their
+//! owned forms for spawning ([`send_owned`], [`CancelFutureExt::with_cancel_owned`]).
 
 use std::fmt;
 use std::future::Future;
@@ -8,7 +9,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use super::CancelError;
-use crate::wait::{Race, Waiter};
+use crate::wait::{Race, TokenRef, Waiter};
 use crate::CancelToken;
 
 /// The error of wrapped work that failed: the cancellation if the token is triggered by now
@@ -24,8 +25,8 @@ pub(super) fn late_error<E>(token: &CancelToken, err: E) -> CancelError<E> {
 /// Polls a request future under a token: the token first (cancellation wins ties), then the
 /// request; a trigger drops the request at once, and an error that arrives once the token is
 /// triggered reads as the cancellation (the transport failed because we closed it).
-fn poll_request<F, T, E>(
-    waiter: &mut Waiter<&CancelToken>,
+fn poll_request<K: TokenRef, F, T, E>(
+    waiter: &mut Waiter<K>,
     mut request: Pin<&mut Option<F>>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<T, CancelError<E>>>
@@ -50,6 +51,27 @@ where
             Poll::Ready(result.map_err(|err| late_error(waiter.token(), err)))
         }
     }
+}
+
+/// Builds the request at the first poll, unless the token is already triggered, then races it
+/// as [`poll_request`] does.
+fn poll_send<K: TokenRef, M, F, T, E>(
+    waiter: &mut Waiter<K>,
+    make: &mut Option<M>,
+    mut request: Pin<&mut Option<F>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, CancelError<E>>>
+where
+    M: FnOnce() -> F,
+    F: Future<Output = Result<T, E>>,
+{
+    if let Some(make) = make.take() {
+        if let Err(cancelled) = waiter.token().raise_if_triggered() {
+            return Poll::Ready(Err(cancelled.into()));
+        }
+        request.set(Some(make()));
+    }
+    poll_request(waiter, request, cx)
 }
 
 /// Sends a request under `token`: `make` builds the client's request future, which is then
@@ -91,6 +113,8 @@ where
 /// assert!(err.is_cancelled());
 /// # });
 /// ```
+///
+/// To spawn the request, use [`send_owned`], which takes the token by value.
 pub fn send<M, F, T, E>(token: &CancelToken, make: M) -> SendRequest<'_, M, F>
 where
     M: FnOnce() -> F,
@@ -147,20 +171,117 @@ where
     type Output = Result<T, CancelError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if let Some(make) = this.make.take() {
-            if let Err(cancelled) = this.waiter.token().raise_if_triggered() {
-                return Poll::Ready(Err(cancelled.into()));
-            }
-            this.request.set(Some(make()));
-        }
-        poll_request(this.waiter, this.request, cx)
+        let this = self.project();
+        poll_send(this.waiter, this.make, this.request, cx)
     }
 }
 
 impl<M, F> fmt::Debug for SendRequest<'_, M, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendRequest")
+            .field("token", self.waiter.token())
+            .field("built", &self.make.is_none())
+            .field("in_flight", &self.request.is_some())
+            .finish()
+    }
+}
+
+/// [`send()`] with the token taken by value: the future is `Send + 'static` when `make` and
+/// the request future are, so it can be spawned (`tokio::spawn(send_owned(token, ..))`).
+///
+/// Everything else is as for [`send()`]: a triggered token never builds the request, a trigger
+/// drops it at once, and a client error after the trigger reads as the cancellation.
+///
+/// # Cancellation safety
+///
+/// Dropping the returned future drops the request with it.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_token::http::send_owned;
+/// use cancel_token::CancelToken;
+///
+/// // A stand-in for `client.get(url).send()`, which reqwest's futures are too: `Send + 'static`.
+/// async fn fetch(url: String) -> Result<String, std::io::Error> {
+///     Ok(format!("body of {url}"))
+/// }
+///
+/// let token = CancelToken::new();
+/// let request = send_owned(token.clone(), || fetch("http://example.test/".to_string()));
+/// // `std::thread::spawn` here; `tokio::spawn` takes it the same way.
+/// let worker = std::thread::spawn(move || futures_lite::future::block_on(request));
+/// assert_eq!(worker.join().unwrap().unwrap(), "body of http://example.test/");
+/// ```
+pub fn send_owned<M, F, T, E>(token: CancelToken, make: M) -> SendRequestOwned<M, F>
+where
+    M: FnOnce() -> F,
+    F: Future<Output = Result<T, E>>,
+{
+    SendRequestOwned {
+        waiter: Waiter::new(token),
+        make: Some(make),
+        request: None,
+    }
+}
+
+pin_project! {
+    /// Future for the [`send_owned()`] function.
+    ///
+    /// # Cancellation safety
+    ///
+    /// The request future is dropped the moment the trigger is seen; dropping this future
+    /// drops it too.
+    ///
+    /// # Fairness
+    ///
+    /// Cancellation wins ties: the token is checked before the request is built and before
+    /// every poll of it.
+    ///
+    /// # Panics
+    ///
+    /// Polling again after it completed panics, like any completed `async` block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::http::{send_owned, SendRequestOwned};
+    /// use cancel_token::CancelToken;
+    ///
+    /// fn spawnable<T: Send + 'static>(_: &T) {}
+    /// let token = CancelToken::new();
+    /// token.trigger_with("user left");
+    /// let request: SendRequestOwned<_, _> =
+    ///     send_owned(token, || async { Ok::<_, std::io::Error>(200) });
+    /// spawnable(&request);
+    /// let err = futures_lite::future::block_on(request).unwrap_err();
+    /// assert_eq!(err.reason().unwrap().message(), Some("user left"));
+    /// ```
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct SendRequestOwned<M, F> {
+        waiter: Waiter<CancelToken>,
+        make: Option<M>,
+        #[pin]
+        request: Option<F>,
+    }
+}
+
+impl<M, F, T, E> Future for SendRequestOwned<M, F>
+where
+    M: FnOnce() -> F,
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, CancelError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        poll_send(this.waiter, this.make, this.request, cx)
+    }
+}
+
+impl<M, F> fmt::Debug for SendRequestOwned<M, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendRequestOwned")
             .field("token", self.waiter.token())
             .field("built", &self.make.is_none())
             .field("in_flight", &self.request.is_some())
@@ -189,6 +310,30 @@ pub trait CancelFutureExt: Future + Sized {
     /// Races `self` against `token`; see [`WithCancel`].
     fn with_cancel(self, token: &CancelToken) -> WithCancel<'_, Self> {
         WithCancel {
+            waiter: Waiter::new(token),
+            request: Some(self),
+        }
+    }
+
+    /// Races `self` against `token`, taken by value; see [`WithCancelOwned`]. The future is
+    /// `Send + 'static` when `self` is, so it can be spawned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::http::CancelFutureExt;
+    /// use cancel_token::CancelToken;
+    ///
+    /// let token = CancelToken::named("upload");
+    /// let never = futures_lite::future::pending::<Result<u16, std::io::Error>>();
+    /// let request = never.with_cancel_owned(token.clone());
+    /// let worker = std::thread::spawn(move || futures_lite::future::block_on(request));
+    /// token.trigger_with("user left");
+    /// let err = worker.join().unwrap().unwrap_err();
+    /// assert_eq!(err.cancelled().unwrap().token(), &token);
+    /// ```
+    fn with_cancel_owned(self, token: CancelToken) -> WithCancelOwned<Self> {
+        WithCancelOwned {
             waiter: Waiter::new(token),
             request: Some(self),
         }
@@ -254,6 +399,64 @@ where
 impl<F> fmt::Debug for WithCancel<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WithCancel")
+            .field("token", self.waiter.token())
+            .field("in_flight", &self.request.is_some())
+            .finish()
+    }
+}
+
+pin_project! {
+    /// Future for the [`CancelFutureExt::with_cancel_owned()`] method: [`WithCancel`] with the
+    /// token held by value, for spawning.
+    ///
+    /// # Cancellation safety
+    ///
+    /// The request future is dropped the moment the trigger is seen; dropping this future
+    /// drops it too.
+    ///
+    /// # Fairness
+    ///
+    /// Cancellation wins ties: the token is checked before every poll of the request, and a
+    /// token triggered before the first poll means the request is never polled.
+    ///
+    /// # Panics
+    ///
+    /// Polling again after it completed panics, like any completed `async` block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::http::{CancelFutureExt, WithCancelOwned};
+    /// use cancel_token::CancelToken;
+    ///
+    /// let request: WithCancelOwned<_> =
+    ///     std::future::ready(Ok::<_, std::io::Error>(204)).with_cancel_owned(CancelToken::new());
+    /// let worker = std::thread::spawn(move || futures_lite::future::block_on(request));
+    /// assert_eq!(worker.join().unwrap().unwrap(), 204);
+    /// ```
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct WithCancelOwned<F> {
+        waiter: Waiter<CancelToken>,
+        #[pin]
+        request: Option<F>,
+    }
+}
+
+impl<F, T, E> Future for WithCancelOwned<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, CancelError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        poll_request(this.waiter, this.request, cx)
+    }
+}
+
+impl<F> fmt::Debug for WithCancelOwned<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithCancelOwned")
             .field("token", self.waiter.token())
             .field("in_flight", &self.request.is_some())
             .finish()

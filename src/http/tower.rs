@@ -11,7 +11,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::send::late_error;
-use super::{CancelBody, CancelError};
+use super::{CancelBody, CancelError, RespondLayer};
 use crate::wait::{Race, Waiter};
 use crate::{CancelToken, Cancelled};
 
@@ -33,9 +33,22 @@ pub type BoxError = Box<dyn Error + Send + Sync>;
 
 /// Where a [`CancelService`] finds the token of a request.
 #[derive(Clone, Debug)]
-enum Source {
+pub(super) enum Source {
     Fixed(CancelToken),
     Extension,
+}
+
+impl Source {
+    fn token_for<R>(&self, request: &http::Request<R>) -> CancelToken {
+        match self {
+            Source::Fixed(token) => token.clone(),
+            Source::Extension => match request.extensions().get::<CancelToken>() {
+                Some(token) => token.clone(),
+                // No token: the request runs as if its token were never triggered.
+                None => CancelToken::new(),
+            },
+        }
+    }
 }
 
 /// A tower layer that races every request against a token and wraps the response body in a
@@ -48,6 +61,10 @@ enum Source {
 /// inner future at once; a trigger while the body streams ends it with one cancellation
 /// error frame. The service's error is [`BoxError`], holding either the inner service's error
 /// or a [`Cancelled`].
+///
+/// In axum, or wherever the service must be infallible, use
+/// [`responding`](CancelLayer::responding): a cancelled request is answered with a status and
+/// the reason instead of failing.
 ///
 /// A request refused because its token is triggered does not call the inner service, even
 /// though `poll_ready` reserved capacity in it; services that hold a permit from `poll_ready`
@@ -121,6 +138,53 @@ impl CancelLayer {
             source: Source::Extension,
         }
     }
+
+    /// Answers a cancelled request with `status` instead of failing: the layer for axum, whose
+    /// services must be infallible (`Router::layer` rejects the plain `CancelLayer`, whose
+    /// error is [`BoxError`]).
+    ///
+    /// A request whose token is triggered before or while the inner service runs gets a
+    /// response with `status`, a `text/plain` body that gives the reason
+    /// (`cancellation requested by token shutdown: server stopping`), and the [`Cancelled`]
+    /// in its extensions for outer layers (logging, metrics). The inner service's own errors
+    /// pass through untouched, so over an infallible service the layer is infallible too. A
+    /// trigger while the response body streams still cuts the body with an error frame (the
+    /// status has been sent by then), as with the plain layer.
+    ///
+    /// `503 Service Unavailable` suits a shutdown or an overload (the client may retry
+    /// elsewhere), `504 Gateway Timeout` a deadline; when the *client* went away nobody reads
+    /// the answer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower_layer::Layer;
+    /// use tower_service::Service;
+    /// use cancel_token::http::CancelLayer;
+    /// use cancel_token::{CancelToken, Cancelled};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let shutdown = CancelToken::named("shutdown");
+    /// let handler = tower::service_fn(|_request: http::Request<()>| async {
+    ///     Ok::<_, Infallible>(http::Response::new(Full::new(bytes::Bytes::from("hello"))))
+    /// });
+    /// let layer = CancelLayer::new(shutdown.clone()).responding(http::StatusCode::SERVICE_UNAVAILABLE);
+    /// let mut service = layer.layer(handler);
+    ///
+    /// shutdown.trigger_with("server stopping");
+    /// let response: Result<_, Infallible> = service.call(http::Request::new(())).await;
+    /// let response = response.unwrap();
+    /// assert_eq!(response.status(), 503);
+    /// assert!(response.extensions().get::<Cancelled>().is_some());
+    /// let text = response.into_body().collect().await.unwrap().to_bytes();
+    /// assert_eq!(text, "cancellation requested by token shutdown: server stopping\n");
+    /// # });
+    /// ```
+    pub fn responding(self, status: http::StatusCode) -> RespondLayer {
+        RespondLayer::new(self.source, status)
+    }
 }
 
 impl<S> Layer<S> for CancelLayer {
@@ -170,25 +234,8 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let token = match &self.source {
-            Source::Fixed(token) => token.clone(),
-            Source::Extension => match request.extensions().get::<CancelToken>() {
-                Some(token) => token.clone(),
-                // No token: the request runs as if its token were never triggered.
-                None => CancelToken::new(),
-            },
-        };
-        if let Err(cancelled) = token.raise_if_triggered() {
-            return ResponseFuture {
-                waiter: Waiter::new(token),
-                refused: Some(cancelled),
-                future: None,
-            };
-        }
         ResponseFuture {
-            future: Some(self.inner.call(request)),
-            waiter: Waiter::new(token),
-            refused: None,
+            raced: Raced::start(&self.source, &mut self.inner, request),
         }
     }
 }
@@ -222,10 +269,8 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ResponseFuture<F> {
-        waiter: Waiter<CancelToken>,
-        refused: Option<Cancelled>,
         #[pin]
-        future: Option<F>,
+        raced: Raced<F>,
     }
 }
 
@@ -237,9 +282,70 @@ where
     type Output = Result<http::Response<CancelBody<ResBody>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let raced = std::task::ready!(self.project().raced.poll_raced(cx));
+        Poll::Ready(raced.map_err(|err| match err {
+            CancelError::Cancelled(cancelled) => Box::new(cancelled) as BoxError,
+            CancelError::Inner(err) => err.into(),
+        }))
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("token", self.raced.token())
+            .field("in_flight", &self.raced.in_flight())
+            .finish()
+    }
+}
+
+pin_project! {
+    /// The inner service's response future raced against the request's token: what both
+    /// modes of the layer share.
+    pub(super) struct Raced<F> {
+        waiter: Waiter<CancelToken>,
+        refused: Option<Cancelled>,
+        #[pin]
+        future: Option<F>,
+    }
+}
+
+impl<F> Raced<F> {
+    /// Calls `inner` with `request`, unless the request's token is already triggered.
+    pub(super) fn start<S, R>(source: &Source, inner: &mut S, request: http::Request<R>) -> Self
+    where
+        S: Service<http::Request<R>, Future = F>,
+    {
+        let token = source.token_for(&request);
+        let refused = token.raise_if_triggered().err();
+        Raced {
+            future: refused.is_none().then(|| inner.call(request)),
+            waiter: Waiter::new(token),
+            refused,
+        }
+    }
+
+    pub(super) fn token(&self) -> &CancelToken {
+        self.waiter.token()
+    }
+
+    pub(super) fn in_flight(&self) -> bool {
+        self.future.is_some()
+    }
+}
+
+impl<F, ResBody, E> Raced<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+{
+    /// The response with its body under the token, the cancellation, or the inner error.
+    pub(super) fn poll_raced(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<http::Response<CancelBody<ResBody>>, CancelError<E>>> {
         let mut this = self.project();
         if let Some(cancelled) = this.refused.take() {
-            return Poll::Ready(Err(Box::new(cancelled)));
+            return Poll::Ready(Err(cancelled.into()));
         }
         let future = &mut this.future;
         let raced = this.waiter.race(cx, |cx| {
@@ -252,7 +358,7 @@ where
             Race::Pending => Poll::Pending,
             Race::Cancelled(cancelled) => {
                 this.future.set(None);
-                Poll::Ready(Err(Box::new(cancelled)))
+                Poll::Ready(Err(cancelled.into()))
             }
             Race::Ready(result) => {
                 this.future.set(None);
@@ -263,21 +369,9 @@ where
                         let token = token.clone();
                         Ok(response.map(|body| CancelBody::new(token, body)))
                     }
-                    Err(err) => match late_error(token, err) {
-                        CancelError::Cancelled(cancelled) => Err(Box::new(cancelled)),
-                        CancelError::Inner(err) => Err(err.into()),
-                    },
+                    Err(err) => Err(late_error(token, err)),
                 })
             }
         }
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("token", self.waiter.token())
-            .field("in_flight", &self.future.is_some())
-            .finish()
     }
 }
