@@ -1,0 +1,13 @@
+//! Adapters that race work against a token: [`Run`] for futures, [`CancelStream`] for streams,
+//! and [`CancellableWait`] for "the first of these futures, unless cancelled or timed out".
+//!
+//! All of them follow one tie rule: the token is checked before the wrapped work is polled,
+//! and once the token is seen triggered the wrapped work is dropped and never polled again.
+
+mod first;
+mod future;
+mod stream;
+
+pub use first::CancellableWait;
+pub use future::{Run, RunOwned};
+pub use stream::{CancelStream, CancelStreamOwned};
