@@ -140,7 +140,10 @@ pub use error::{Cancelled, TimedOut, WaitError};
 pub use guard::DropGuard;
 pub use reason::{Reason, ReasonKind};
 pub use registry::{CancelRegistry, Registration};
-pub use run::{CancelStream, CancelStreamOwned, CancellableWait, Run, RunOwned};
+pub use run::{
+    CancelStream, CancelStreamOwned, CancellableWait, ResultCancelStream, ResultCancelStreamOwned,
+    Run, RunOwned, TryCancelStream, TryCancelStreamOwned,
+};
 pub use shutdown::{
     Shutdown, ShutdownOutcome, ShutdownReport, ShutdownWait, TaskTracker, TrackedFuture,
     TrackerGuard, TrackerWait, TrackerWaitOwned,

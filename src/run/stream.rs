@@ -8,12 +8,14 @@ use std::task::{Context, Poll};
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
+use crate::error::Cancelled;
 use crate::wait::{Race, TokenRef, Waiter};
 use crate::CancelToken;
 
 pin_project! {
-    /// The state of [`CancelStream`] and [`CancelStreamOwned`].
-    struct GuardedStream<T: TokenRef, S> {
+    /// The state of every stream adapter: [`CancelStream`], and the `try_stream` and
+    /// `result_stream` families, which differ only in what they make of the cancellation.
+    pub(super) struct GuardedStream<T: TokenRef, S> {
         waiter: Waiter<T>,
         #[pin]
         stream: Option<S>,
@@ -21,14 +23,20 @@ pin_project! {
 }
 
 impl<T: TokenRef, S: Stream> GuardedStream<T, S> {
-    fn new(token: T, stream: S) -> Self {
+    pub(super) fn new(token: T, stream: S) -> Self {
         GuardedStream {
             waiter: Waiter::new(token),
             stream: Some(stream),
         }
     }
 
-    fn poll_guarded(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+    /// The next item, or `Some(Err(Cancelled))` at the one poll that sees the trigger (the
+    /// wrapped stream is dropped then), or `None` once the wrapped stream has ended or was
+    /// dropped.
+    pub(super) fn poll_guarded(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<S::Item, Cancelled>>> {
         let mut this = self.project();
         let Some(stream) = this.stream.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
@@ -37,25 +45,44 @@ impl<T: TokenRef, S: Stream> GuardedStream<T, S> {
         // register again.
         match this.waiter.race(cx, |cx| stream.poll_next(cx)) {
             Race::Pending => Poll::Pending,
-            Race::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Race::Ready(Some(item)) => Poll::Ready(Some(Ok(item))),
             Race::Ready(None) => {
                 this.stream.set(None);
                 this.waiter.release();
                 Poll::Ready(None)
             }
-            Race::Cancelled(_) => {
+            Race::Cancelled(cancelled) => {
                 this.stream.set(None);
-                Poll::Ready(None)
+                Poll::Ready(Some(Err(cancelled)))
             }
         }
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
+    /// The bounds of the wrapped stream's, with `extra` more items at most after it (the
+    /// error an adapter reports a cancellation with).
+    pub(super) fn size_hint(&self, extra: usize) -> (usize, Option<usize>) {
         match &self.stream {
             // It may end early, at any point.
-            Some(stream) => (0, stream.size_hint().1),
+            Some(stream) => (
+                0,
+                stream
+                    .size_hint()
+                    .1
+                    .and_then(|upper| upper.checked_add(extra)),
+            ),
             None => (0, Some(0)),
         }
+    }
+}
+
+impl<T: TokenRef, S> GuardedStream<T, S> {
+    /// Whether the wrapped stream has ended or was dropped: nothing more will come.
+    pub(super) fn is_ended(&self) -> bool {
+        self.stream.is_none()
+    }
+
+    pub(super) fn token(&self) -> &CancelToken {
+        self.waiter.token()
     }
 }
 
@@ -109,25 +136,25 @@ impl<S: Stream> Stream for CancelStream<'_, S> {
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        self.project().inner.poll_guarded(cx)
+        end_on_cancel(self.project().inner.poll_guarded(cx))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.size_hint()
+        self.inner.size_hint(0)
     }
 }
 
 impl<S: Stream> FusedStream for CancelStream<'_, S> {
     fn is_terminated(&self) -> bool {
-        self.inner.stream.is_none()
+        self.inner.is_ended()
     }
 }
 
 impl<S> fmt::Debug for CancelStream<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelStream")
-            .field("token", self.inner.waiter.token())
-            .field("ended", &self.inner.stream.is_none())
+            .field("token", self.inner.token())
+            .field("ended", &self.inner.is_ended())
             .finish()
     }
 }
@@ -187,7 +214,7 @@ impl<S: Stream> CancelStreamOwned<S> {
     /// assert_eq!(s.token(), &token);
     /// ```
     pub fn token(&self) -> &CancelToken {
-        self.inner.waiter.token()
+        self.inner.token()
     }
 }
 
@@ -195,25 +222,30 @@ impl<S: Stream> Stream for CancelStreamOwned<S> {
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        self.project().inner.poll_guarded(cx)
+        end_on_cancel(self.project().inner.poll_guarded(cx))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.size_hint()
+        self.inner.size_hint(0)
     }
 }
 
 impl<S: Stream> FusedStream for CancelStreamOwned<S> {
     fn is_terminated(&self) -> bool {
-        self.inner.stream.is_none()
+        self.inner.is_ended()
     }
 }
 
 impl<S> fmt::Debug for CancelStreamOwned<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelStreamOwned")
-            .field("token", self.inner.waiter.token())
-            .field("ended", &self.inner.stream.is_none())
+            .field("token", self.inner.token())
+            .field("ended", &self.inner.is_ended())
             .finish()
     }
+}
+
+/// What [`CancelStream`] makes of a cancellation: the end of the stream.
+fn end_on_cancel<I>(next: Poll<Option<Result<I, Cancelled>>>) -> Poll<Option<I>> {
+    next.map(|item| item.and_then(Result::ok))
 }
