@@ -137,12 +137,12 @@ struct SignalsDoctests;
 
 pub use callback::CallbackGuard;
 pub use error::{Cancelled, TimedOut, WaitError};
-pub use guard::DropGuard;
+pub use guard::{DropGuard, DropGuardRef};
 pub use reason::{Reason, ReasonKind};
 pub use registry::{CancelRegistry, Registration};
 pub use run::{
-    CancelStream, CancelStreamOwned, CancellableWait, ResultCancelStream, ResultCancelStreamOwned,
-    Run, RunOwned, TryCancelStream, TryCancelStreamOwned,
+    CancelFutureExt, CancelStream, CancelStreamOwned, CancellableWait, ResultCancelStream,
+    ResultCancelStreamOwned, Run, RunOwned, TryCancelStream, TryCancelStreamOwned,
 };
 pub use shutdown::{
     Shutdown, ShutdownOutcome, ShutdownReport, ShutdownWait, TaskTracker, TrackedFuture,
