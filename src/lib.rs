@@ -77,7 +77,10 @@
 //! request futures, retries with a cancellable back-off, server handler tokens); `http-body`
 //! adds `http::CancelBody` for `http_body::Body`; `tower` adds `http::CancelLayer`. `signal`
 //! adds the `signal` module: SIGINT, SIGTERM (and on request SIGHUP, SIGQUIT), or Ctrl-C and
-//! Ctrl-Break on Windows, trigger a token, through signal-hook.
+//! Ctrl-Break on Windows, trigger a token, through signal-hook. `tokio-util` adds bridges to and
+//! from tokio-util's `CancellationToken` (`CancelToken::from_tokio_util`, `to_tokio_util`,
+//! `link_tokio_util`), for moving from it one module at a time: see
+//! `docs/migrating-from-tokio-util.md`.
 //!
 //! # Patterns
 //!
@@ -96,6 +99,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod all;
+#[cfg(feature = "tokio-util")]
+mod bridge;
 mod callback;
 mod deadline;
 mod error;
