@@ -140,6 +140,11 @@ struct ReadmeDoctests;
 #[doc = include_str!("../docs/signals.md")]
 struct SignalsDoctests;
 
+/// The examples in `docs/migrating-from-tokio-util.md`, run as doctests for the same reason.
+#[cfg(all(doctest, feature = "tokio-util"))]
+#[doc = include_str!("../docs/migrating-from-tokio-util.md")]
+struct MigratingDoctests;
+
 pub use callback::CallbackGuard;
 pub use error::{Cancelled, TimedOut, WaitError};
 pub use guard::{DropGuard, DropGuardRef};

@@ -1,4 +1,4 @@
-//! Running futures and streams under a token: the entry points of `run.rs`'s adapters.
+//! Running futures and streams under a token: the entry points of the adapters in `run/`.
 
 use std::future::Future;
 use std::time::Duration;
