@@ -80,7 +80,10 @@
 //! cancelled request with a status, as axum needs) and `http::ScopeLayer` (a token per
 //! request). `signal`
 //! adds the `signal` module: SIGINT, SIGTERM (and on request SIGHUP, SIGQUIT), or Ctrl-C and
-//! Ctrl-Break on Windows, trigger a token, through signal-hook.
+//! Ctrl-Break on Windows, trigger a token, through signal-hook. `tokio-util` adds bridges to and
+//! from tokio-util's `CancellationToken` (`CancelToken::from_tokio_util`, `to_tokio_util`,
+//! `link_tokio_util`), for moving from it one module at a time: see
+//! `docs/migrating-from-tokio-util.md`.
 //!
 //! # Patterns
 //!
@@ -101,6 +104,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod all;
+#[cfg(feature = "tokio-util")]
+mod bridge;
 mod callback;
 mod deadline;
 mod error;
@@ -147,12 +152,20 @@ struct SignalsDoctests;
 #[doc = include_str!("../docs/http.md")]
 struct HttpDoctests;
 
+/// The examples in `docs/migrating-from-tokio-util.md`, run as doctests for the same reason.
+#[cfg(all(doctest, feature = "tokio-util"))]
+#[doc = include_str!("../docs/migrating-from-tokio-util.md")]
+struct MigratingDoctests;
+
 pub use callback::CallbackGuard;
 pub use error::{Cancelled, TimedOut, WaitError};
-pub use guard::DropGuard;
+pub use guard::{DropGuard, DropGuardRef};
 pub use reason::{Reason, ReasonKind};
 pub use registry::{CancelRegistry, Registration};
-pub use run::{CancelStream, CancelStreamOwned, CancellableWait, Run, RunOwned};
+pub use run::{
+    CancelStream, CancelStreamOwned, CancellableWait, ResultCancelStream, ResultCancelStreamOwned,
+    Run, RunOwned, TokenFutureExt, TryCancelStream, TryCancelStreamOwned,
+};
 pub use scope::{scope, Scope};
 pub use shutdown::{
     Shutdown, ShutdownOutcome, ShutdownReport, ShutdownWait, TaskTracker, TrackedFuture,

@@ -126,6 +126,11 @@ pub(crate) struct Links {
     pub(crate) timer: Option<TimerKey>,
     /// The reason that deadline triggers the token with, if not a plain timeout.
     pub(crate) deadline_reason: Option<Box<Reason>>,
+    /// The tokio-util token that mirrors this one (`bridge.rs`): made by the first
+    /// `to_tokio_util`, cancelled by a callback registered with it, and the parent of every
+    /// token `to_tokio_util` returns, so that they cost this token one registration in all.
+    #[cfg(feature = "tokio-util")]
+    pub(crate) mirror: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl Cold {

@@ -354,12 +354,14 @@ fn a_token_born_triggered_keeps_only_its_origin_alive() {
 
 /// A node is 40 bytes and its cold state 248 (64-bit targets): the first child of a plain
 /// token costs the child (56 with the `Arc` counters) and the parent's cold state, nothing else.
+/// The `tokio-util` feature adds one word to the cold state, for `to_tokio_util`'s mirror.
 #[test]
 #[cfg(target_pointer_width = "64")]
 fn a_node_and_its_cold_state_stay_small() {
+    const MIRROR: usize = if cfg!(feature = "tokio-util") { 8 } else { 0 };
     assert_eq!(std::mem::size_of::<crate::node::Node>(), 40);
     assert!(
-        crate::node::cold_size() <= 248,
+        crate::node::cold_size() <= 248 + MIRROR,
         "{}",
         crate::node::cold_size()
     );

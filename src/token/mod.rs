@@ -1,10 +1,12 @@
 //! [`CancelToken`], the public face of the crate: a thin handle over a shared node.
 //!
 //! The methods are grouped by what they do: making tokens from tokens (`combine.rs`), waiting
-//! (`waiting.rs`), deadlines (`time.rs`) and running futures and streams (`adapt.rs`).
+//! (`waiting.rs`), deadlines (`time.rs`), running futures and streams (`adapt.rs`) and drop
+//! guards (`guards.rs`).
 
 mod adapt;
 mod combine;
+mod guards;
 mod time;
 mod waiting;
 
@@ -14,7 +16,6 @@ use std::hash::{Hash, Hasher};
 
 use crate::callback::{self, CallbackGuard};
 use crate::error::Cancelled;
-use crate::guard::DropGuard;
 use crate::node::Node;
 use crate::reason::Reason;
 use crate::sync::Arc;
@@ -347,46 +348,6 @@ impl CancelToken {
                 CallbackGuard::new(self.clone(), None)
             }
         }
-    }
-
-    /// Turns this handle into a guard that triggers the token, with
-    /// [`ReasonKind::Dropped`](crate::ReasonKind::Dropped), when dropped, unless
-    /// [disarmed](DropGuard::disarm). See [`DropGuard`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_token::{CancelToken, ReasonKind};
-    ///
-    /// let token = CancelToken::new();
-    /// {
-    ///     let _guard = token.clone().drop_guard();
-    ///     // ... work that may return early or panic ...
-    /// }
-    /// assert_eq!(token.reason().unwrap().kind(), ReasonKind::Dropped);
-    /// ```
-    pub fn drop_guard(self) -> DropGuard {
-        DropGuard::new(self, Reason::new(crate::ReasonKind::Dropped))
-    }
-
-    /// Like [`drop_guard`](Self::drop_guard), triggering with `reason` instead: say what
-    /// dropping the guard means ("client disconnected", "job aborted").
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_token::{CancelToken, Reason, ReasonKind};
-    ///
-    /// let token = CancelToken::named("upload");
-    /// drop(token.clone().drop_guard_with(Reason::with_message(
-    ///     ReasonKind::Dropped,
-    ///     "client disconnected",
-    /// )));
-    /// let err = token.raise_if_triggered().unwrap_err();
-    /// assert_eq!(err.to_string(), "cancellation requested by token upload: client disconnected");
-    /// ```
-    pub fn drop_guard_with(self, reason: impl Into<Reason>) -> DropGuard {
-        DropGuard::new(self, reason.into())
     }
 
     /// The error for a token known to be triggered (a waiter on it resolved).
