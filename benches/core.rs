@@ -2,6 +2,7 @@
 //! crates lives in its own benchmark; this one tracks the crate against itself.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use cancel_token::CancelToken;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -16,6 +17,11 @@ fn hot_paths(c: &mut Criterion) {
         b.iter(|| drop(black_box(CancelToken::new())))
     });
     c.bench_function("child+drop", |b| b.iter(|| drop(black_box(&token).child())));
+    // A deadline token that never fires: its timer entry is registered and removed again.
+    let hour = Duration::from_secs(3600);
+    c.bench_function("with_timeout+drop", |b| {
+        b.iter(|| drop(black_box(CancelToken::with_timeout(black_box(hour)))))
+    });
     c.bench_function("trigger", |b| {
         b.iter_with_large_drop(|| {
             let token = CancelToken::new();

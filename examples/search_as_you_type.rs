@@ -1,9 +1,10 @@
 //! Search as you type: every keystroke starts a new search and supersedes the previous one.
 //!
 //! A `CancelSlot` holds the token of the search in flight. `replace()` cancels it with
-//! `ReasonKind::Superseded` and hands out a fresh token for the new query, so only the search
-//! for the final text runs to completion, and a slow, stale result can never overwrite a newer
-//! one.
+//! `ReasonKind::Superseded` and hands out a guard with a fresh token for the new query, so only
+//! the search for the final text runs to completion, and a slow, stale result can never
+//! overwrite a newer one. Each task holds its guard until it ends, which finishes the search:
+//! the slot never keeps the token of a search that is over.
 //!
 //! Run it with `cargo run --example search_as_you_type`.
 
@@ -32,10 +33,11 @@ fn main() {
         // The user types "rust", one key every 40 ms.
         for end in 1..="rust".len() {
             let query = "rust"[..end].to_string();
-            let token = searches.replace();
+            let current = searches.replace();
             println!("{:>4} ms typed {query:?}", started.elapsed().as_millis());
             tasks.push(smol::spawn(async move {
-                let outcome = token.run(search(query.clone())).await;
+                // `current` lives until the task ends, and dropping it finishes the search.
+                let outcome = current.token().run(search(query.clone())).await;
                 let at = started.elapsed().as_millis();
                 match outcome {
                     Ok(results) => println!(
@@ -54,9 +56,11 @@ fn main() {
         }
     });
 
-    // Only the last query is still current; shutting down cancels nothing else.
-    let current = searches.current().expect("the last search is current");
-    assert!(!current.is_triggered());
+    // Every search is over: the superseded ones were cancelled, the last one finished.
+    assert!(searches.current().is_none());
+
+    // A search still running at shutdown is cancelled through the slot's parent.
+    let last = searches.replace();
     shutdown.trigger_with("window closed");
-    assert!(current.is_triggered());
+    assert!(last.token().is_triggered());
 }

@@ -2,12 +2,52 @@
 //! token and its ancestors), and firing it from the timer.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::node::Node;
 use crate::reason::{Reason, ReasonKind};
 use crate::sync::{lock, Arc, Weak};
 use crate::time::{self, Expire};
+
+/// What a deadline triggers its token with, kept in the token's cold state until it fires.
+///
+/// A timeout's message is built only when it fires: making a deadline token that never fires
+/// (the common case: the work finished first) formats nothing and allocates nothing for it.
+#[derive(Default)]
+pub(crate) enum DeadlineReason {
+    /// [`ReasonKind::Timeout`] with no message (`Display`: "deadline elapsed"): a deadline
+    /// given as an [`Instant`], which has no readable form.
+    #[default]
+    Plain,
+    /// [`ReasonKind::Timeout`] with the message "deadline of {duration:?} elapsed": a deadline
+    /// given as a duration from now.
+    After(Duration),
+    /// The caller's own reason (`trigger_after_with`, `trigger_at_with`).
+    Custom(Box<Reason>),
+}
+
+impl DeadlineReason {
+    /// The caller's reason, kept as a plain timeout when that is what it is.
+    pub(crate) fn custom(reason: Reason) -> DeadlineReason {
+        if reason == Reason::new(ReasonKind::Timeout) {
+            DeadlineReason::Plain
+        } else {
+            DeadlineReason::Custom(Box::new(reason))
+        }
+    }
+
+    /// The reason the token is triggered with.
+    pub(crate) fn into_reason(self) -> Reason {
+        match self {
+            DeadlineReason::Plain => Reason::new(ReasonKind::Timeout),
+            DeadlineReason::After(timeout) => Reason::with_message(
+                ReasonKind::Timeout,
+                format!("deadline of {timeout:?} elapsed"),
+            ),
+            DeadlineReason::Custom(reason) => *reason,
+        }
+    }
+}
 
 /// The earlier of two optional deadlines, `None` meaning "never".
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -18,23 +58,21 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 
 impl Node {
-    /// Gives `this` its own deadline, triggering it with `reason` (a plain timeout if `None`),
-    /// unless an earlier one (its own or an ancestor's) already applies or it is triggered. A
-    /// deadline that has passed triggers at once. Returns whether the deadline was set (or,
-    /// for one that has passed, whether this call triggered the token).
+    /// Gives `this` its own deadline, triggering it with `reason`, unless an earlier one (its
+    /// own or an ancestor's) already applies or it is triggered. A deadline that has passed
+    /// triggers at once. Returns whether the deadline was set (or, for one that has passed,
+    /// whether this call triggered the token).
     pub(crate) fn set_deadline(
         this: &Arc<Node>,
         deadline: Instant,
-        reason: Option<Reason>,
+        reason: DeadlineReason,
     ) -> bool {
-        let reason = reason.unwrap_or(Reason::new(ReasonKind::Timeout));
         if deadline <= Instant::now() {
-            return Node::trigger(this, reason);
+            return Node::trigger(this, reason.into_reason());
         }
         if this.is_triggered() || this.deadline().is_some_and(|current| current <= deadline) {
             return false;
         }
-        let custom = (reason != Reason::new(ReasonKind::Timeout)).then(|| Box::new(reason));
         let (stale, replaced) = {
             let mut links = this.links();
             if this.is_triggered() || links.timer.is_some_and(|key| key.deadline() <= deadline) {
@@ -45,8 +83,8 @@ impl Node {
             // to read the reason.
             let target: Weak<dyn Expire> = Arc::downgrade(this) as Weak<Node>;
             let key = time::register(deadline, target);
-            let reason = std::mem::replace(&mut links.deadline_reason, custom);
-            (links.timer.replace(key), reason)
+            let replaced = std::mem::replace(&mut links.deadline_reason, reason);
+            (links.timer.replace(key), replaced)
         };
         if let Some(stale) = stale {
             time::cancel(stale);
@@ -149,8 +187,8 @@ fn effective(root: &Node) -> Option<Instant> {
 
 impl Expire for Node {
     fn expire(self: Arc<Self>) {
-        let custom = self.links().deadline_reason.take();
-        let reason = custom.map_or(Reason::new(ReasonKind::Timeout), |reason| *reason);
-        Node::trigger(&self, reason);
+        let reason = std::mem::take(&mut self.links().deadline_reason);
+        // Formatted, if it must be, with no lock held.
+        Node::trigger(&self, reason.into_reason());
     }
 }

@@ -92,6 +92,9 @@
 //!   request handler whose client went away).
 //! - Latest wins: [`CancelSlot`] supersedes the previous request when a new one starts.
 //! - Cancel by id: [`CancelRegistry`] maps keys to the tokens of running operations.
+//! - Pauses a trigger cuts short: [`sleep`](CancelToken::sleep) and
+//!   [`sleep_blocking`](CancelToken::sleep_blocking).
+//! - A thread blocked in a channel's `recv`: see [`wait_blocking`](CancelToken::wait_blocking).
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -124,6 +127,7 @@ mod shutdown;
 #[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
 pub mod signal;
 mod slab;
+mod sleep;
 mod slot;
 mod sync;
 mod time;
@@ -140,6 +144,11 @@ mod tests;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// The recipes in `docs/threads.md`, run as doctests for the same reason.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/threads.md")]
+struct ThreadsDoctests;
 
 /// The example in `docs/signals.md`, run as a doctest for the same reason.
 #[cfg(all(doctest, feature = "signal"))]
@@ -171,7 +180,8 @@ pub use shutdown::{
     Shutdown, ShutdownOutcome, ShutdownReport, ShutdownWait, TaskTracker, TrackedFuture,
     TrackerGuard, TrackerWait, TrackerWaitOwned,
 };
-pub use slot::CancelSlot;
+pub use sleep::{Sleep, SleepOwned};
+pub use slot::{CancelSlot, SlotGuard};
 pub use token::CancelToken;
 pub use wait::{Wait, WaitOwned};
 pub use weak::WeakCancelToken;

@@ -22,6 +22,7 @@ use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::task::Waker;
 
 use crate::callback::Callback;
+use crate::deadline::DeadlineReason;
 use crate::link::{ChildEntry, ChildList, ParentLink};
 use crate::reason::{Reason, ReasonKind};
 use crate::slab::InlineSlab;
@@ -89,9 +90,11 @@ pub(crate) struct Cold {
     pub(crate) links: Mutex<Links>,
     /// The parents of a token made by `any`, fixed when it is made, so that a state word can
     /// name one by its index and a reader can follow it without a lock. The first two are
-    /// inline so that a `chain` costs no extra allocation.
+    /// inline so that a `chain` costs no extra allocation; the rest are boxed twice so that
+    /// they take one word here, not two (a token with three or more parents pays one more
+    /// allocation, and every cold state stays within 248 bytes).
     parents: [Option<ParentLink>; 2],
-    more_parents: Box<[ParentLink]>,
+    more_parents: Option<Box<Box<[ParentLink]>>>,
     /// The reason of a direct trigger with a message, set before the state word names it.
     pub(crate) record: OnceLock<Box<Reason>>,
     /// What a token made by `all` or `when` keeps for its life, dropped with it.
@@ -124,8 +127,8 @@ pub(crate) struct Links {
     /// This token's own deadline, if it is earlier than every ancestor's, as registered with
     /// the timer. Kept after a trigger, which cancels the registration, to report it.
     pub(crate) timer: Option<TimerKey>,
-    /// The reason that deadline triggers the token with, if not a plain timeout.
-    pub(crate) deadline_reason: Option<Box<Reason>>,
+    /// The reason that deadline triggers the token with.
+    pub(crate) deadline_reason: DeadlineReason,
     /// The tokio-util token that mirrors this one (`bridge.rs`): made by the first
     /// `to_tokio_util`, cancelled by a callback registered with it, and the parent of every
     /// token `to_tokio_util` returns, so that they cost this token one registration in all.
@@ -149,7 +152,10 @@ impl Cold {
             name,
             links: Mutex::new(Links::default()),
             parents: [links.next(), links.next()],
-            more_parents: links.collect(),
+            more_parents: {
+                let more: Box<[ParentLink]> = links.collect();
+                (!more.is_empty()).then(|| Box::new(more))
+            },
             record: OnceLock::new(),
             keep,
         })
@@ -163,7 +169,7 @@ impl Cold {
     fn parent(&self, index: usize) -> Option<&ParentLink> {
         match index {
             0 | 1 => self.parents[index].as_ref(),
-            _ => self.more_parents.get(index - 2),
+            _ => self.more_parents.as_ref()?.get(index - 2),
         }
     }
 
@@ -171,7 +177,7 @@ impl Cold {
         self.parents
             .iter()
             .flatten()
-            .chain(self.more_parents.iter())
+            .chain(self.more_parents.iter().flat_map(|more| more.iter()))
     }
 }
 
@@ -507,7 +513,9 @@ impl Node {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             timer = links.timer.take();
             more.extend(cold.parents.iter_mut().filter_map(Option::take));
-            more.extend(std::mem::take(&mut cold.more_parents).into_vec());
+            if let Some(rest) = cold.more_parents.take() {
+                more.extend(rest.into_vec());
+            }
         }
         (first, timer)
     }

@@ -1,10 +1,17 @@
 //! [`CancelRegistry`]: cancel operations by key.
+//!
+//! Each entry is removed by whichever comes first: its [`Registration`] dropped, the registry's
+//! [`cancel`](CancelRegistry::cancel), or its token triggered by anything else (a parent, a
+//! direct trigger, a deadline), through a callback on the token. The callback runs with no lock
+//! of the token held and takes the registry's lock only to unlink the entry; the key and the
+//! token it removes are dropped after that lock is released.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 
+use crate::callback::CallbackGuard;
 use crate::reason::Reason;
 use crate::sync::{lock, Arc, Mutex, Weak};
 use crate::CancelToken;
@@ -14,8 +21,14 @@ use crate::CancelToken;
 ///
 /// [`register`](Self::register) returns a token for the operation and a [`Registration`]
 /// guard; the entry is removed when the guard is dropped (the operation ended) or when the
-/// operation is cancelled, so entries never outlive their operations. Several operations may
-/// run under one key; [`cancel`](Self::cancel) cancels all of them.
+/// operation is cancelled, by [`cancel`](Self::cancel) or by anything else that triggers its
+/// token (the registry's parent, a direct [`trigger`](CancelToken::trigger), a deadline), so
+/// entries never outlive their operations and [`len`](Self::len) counts only operations that
+/// can still be cancelled. A registry whose parent is triggered holds nothing. Several
+/// operations may run under one key; [`cancel`](Self::cancel) cancels all of them.
+///
+/// [`register_named`](Self::register_named) names each token after its key, so that a
+/// [`Cancelled`](crate::Cancelled) error says which operation stopped.
 ///
 /// Cloning a registry gives another handle to the same map.
 ///
@@ -47,6 +60,25 @@ struct State<K> {
     entries: HashMap<K, Vec<(u64, CancelToken)>>,
     next_id: u64,
     len: usize,
+}
+
+impl<K: Eq + Hash> Shared<K> {
+    /// Removes the operation `id` under `key`, if it is still there.
+    fn remove(&self, key: &K, id: u64) {
+        let mut state = lock(&self.state);
+        let State { entries, len, .. } = &mut *state;
+        let Some(operations) = entries.get_mut(key) else {
+            return;
+        };
+        if let Some(index) = operations.iter().position(|(entry, _)| *entry == id) {
+            let (_, token) = operations.swap_remove(index);
+            *len -= 1;
+            // The stored key (user code when dropped) goes after the lock is released.
+            let emptied = operations.is_empty().then(|| entries.remove_entry(key));
+            drop(state);
+            drop((token, emptied));
+        }
+    }
 }
 
 impl<K: Eq + Hash + Clone> CancelRegistry<K> {
@@ -97,6 +129,11 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
     /// Registers an operation under `key` and returns its token and the guard that removes
     /// the entry when the operation ends.
     ///
+    /// The token is new (a child of the registry's parent, if it has one); a trigger of it
+    /// from anywhere removes the entry, as [`cancel`](Self::cancel) does. Under a triggered
+    /// parent the token is born triggered and nothing is registered. `K: Send + 'static`
+    /// because the entry's removal may run on the thread that triggers the token.
+    ///
     /// # Examples
     ///
     /// ```
@@ -108,14 +145,65 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
     ///     assert!(registry.contains_key("upload"));
     /// }
     /// assert!(!registry.contains_key("upload"), "removed when the operation ended");
+    ///
+    /// let (token, _registration) = registry.register("download");
+    /// token.trigger_with("the user gave up");
+    /// assert!(registry.is_empty(), "removed when its token is triggered");
     /// ```
-    pub fn register(&self, key: K) -> (CancelToken, Registration<K>) {
+    pub fn register(&self, key: K) -> (CancelToken, Registration<K>)
+    where
+        K: Send + 'static,
+    {
         let token = match &self.shared.parent {
             Some(parent) => parent.child(),
             None => CancelToken::new(),
         };
-        // Cloned, and a key already there dropped, with no lock held: both are user code.
+        self.insert(key, token)
+    }
+
+    /// Like [`register`](Self::register), and names the token after the key (its `Display`),
+    /// so that the token's [`Cancelled`](crate::Cancelled) error, `Display` and `Debug` say
+    /// which operation it is.
+    ///
+    /// The name is formatted once, here; keys that are not `Display` use
+    /// [`register`](Self::register).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::CancelRegistry;
+    ///
+    /// let jobs = CancelRegistry::new();
+    /// let (token, _registration) = jobs.register_named(42u64);
+    /// assert_eq!(token.name(), Some("42"));
+    ///
+    /// jobs.cancel(&42, "cancelled by the user");
+    /// assert_eq!(
+    ///     token.raise_if_triggered().unwrap_err().to_string(),
+    ///     "cancellation requested by token 42: cancelled by the user"
+    /// );
+    /// ```
+    pub fn register_named(&self, key: K) -> (CancelToken, Registration<K>)
+    where
+        K: fmt::Display + Send + 'static,
+    {
+        let name = key.to_string();
+        let token = match &self.shared.parent {
+            Some(parent) => parent.child_named(name),
+            None => CancelToken::named(name),
+        };
+        self.insert(key, token)
+    }
+
+    /// Enters `token` under `key` and arranges for its removal when the token is triggered.
+    fn insert(&self, key: K, token: CancelToken) -> (CancelToken, Registration<K>)
+    where
+        K: Send + 'static,
+    {
+        // Cloned (for the map and for the removal callback), and a key already there dropped,
+        // with no lock held: both are user code.
         let stored = key.clone();
+        let for_callback = key.clone();
         let mut state = lock(&self.shared.state);
         let id = state.next_id;
         state.next_id += 1;
@@ -132,11 +220,21 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
         };
         drop(state);
         drop(spare);
+        // Registered once the entry is in, with no lock held, so that the callback always finds
+        // it: a trigger that came first (a token born triggered under a triggered parent) runs
+        // the callback right here, a later one runs it then.
+        let shared = Arc::downgrade(&self.shared);
+        let removal = token.on_cancel(move |_| {
+            if let Some(shared) = shared.upgrade() {
+                shared.remove(&for_callback, id);
+            }
+        });
         let registration = Registration {
             shared: Arc::downgrade(&self.shared),
             key,
             id,
             token: token.clone(),
+            _removal: removal,
         };
         (token, registration)
     }
@@ -331,6 +429,9 @@ pub struct Registration<K: Eq + Hash> {
     key: K,
     id: u64,
     token: CancelToken,
+    /// The callback that removes the entry when the token is triggered; dropped (after the
+    /// entry is removed, with no lock held) with the registration.
+    _removal: CallbackGuard,
 }
 
 impl<K: Eq + Hash> Registration<K> {
@@ -367,23 +468,8 @@ impl<K: Eq + Hash> Registration<K> {
 
 impl<K: Eq + Hash> Drop for Registration<K> {
     fn drop(&mut self) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        let mut state = lock(&shared.state);
-        let State { entries, len, .. } = &mut *state;
-        let Some(operations) = entries.get_mut(&self.key) else {
-            return;
-        };
-        if let Some(index) = operations.iter().position(|(id, _)| *id == self.id) {
-            let (_, token) = operations.swap_remove(index);
-            *len -= 1;
-            // The stored key (user code when dropped) goes after the lock is released.
-            let emptied = operations
-                .is_empty()
-                .then(|| entries.remove_entry(&self.key));
-            drop(state);
-            drop((token, emptied));
+        if let Some(shared) = self.shared.upgrade() {
+            shared.remove(&self.key, self.id);
         }
     }
 }

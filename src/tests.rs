@@ -407,3 +407,66 @@ fn an_all_token_unregisters_from_its_sources_when_dropped() {
     assert!(born.is_triggered());
     assert_eq!(triggered.registrations(), (0, 0));
 }
+
+/// A sleep is one child link on its token and one timer entry; dropping it, or its ending,
+/// releases both, and a token already triggered gets neither.
+#[test]
+fn a_sleep_releases_its_link_and_timer_entry() {
+    use std::time::Duration;
+
+    use crate::time;
+
+    let hour = Duration::from_secs(3600);
+    let token = CancelToken::new();
+    let before = time::pending();
+    let mut sleep = token.sleep(hour);
+    poll_pending(&mut sleep);
+    assert_eq!(token.registrations(), (1, 0));
+    assert_eq!(time::pending(), before + 1);
+    drop(sleep);
+    assert_eq!(token.registrations(), (0, 0));
+    assert_eq!(time::pending(), before);
+
+    let mut forever = token.sleep(Duration::MAX);
+    poll_pending(&mut forever);
+    assert_eq!(
+        time::pending(),
+        before,
+        "no timer for a duration that overflows"
+    );
+    token.trigger();
+    drop(forever);
+    assert_eq!(token.sleep(hour).token(), &token);
+    assert_eq!(time::pending(), before, "nothing for a triggered token");
+}
+
+/// A deadline's reason: the message of one given as a duration is built from it as `Debug`
+/// prints it, and only when the deadline fires.
+#[test]
+fn a_deadline_reason_says_the_duration_it_was_given() {
+    use std::time::Duration;
+
+    use crate::deadline::DeadlineReason;
+    use crate::{Reason, ReasonKind};
+
+    for (duration, text) in [
+        (Duration::from_millis(300), "deadline of 300ms elapsed"),
+        (Duration::from_secs(2), "deadline of 2s elapsed"),
+        (Duration::from_micros(1500), "deadline of 1.5ms elapsed"),
+        (Duration::ZERO, "deadline of 0ns elapsed"),
+    ] {
+        let reason = DeadlineReason::After(duration).into_reason();
+        assert_eq!(reason.kind(), ReasonKind::Timeout);
+        assert_eq!(reason.message(), Some(text));
+    }
+    assert_eq!(
+        DeadlineReason::Plain.into_reason(),
+        Reason::new(ReasonKind::Timeout)
+    );
+    assert!(matches!(
+        DeadlineReason::custom(Reason::new(ReasonKind::Timeout)),
+        DeadlineReason::Plain
+    ));
+    let mine = Reason::with_message(ReasonKind::Timeout, "grace period of 2s elapsed");
+    assert_eq!(DeadlineReason::custom(mine.clone()).into_reason(), mine);
+}

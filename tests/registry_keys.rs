@@ -35,3 +35,57 @@ fn a_keys_drop_runs_under_the_registry_lock() {
         "Registration::drop deadlocked: the stored key was dropped under the registry lock"
     );
 }
+
+/// A registry whose key type looks at the registry when cloned and when dropped, for the
+/// removals that a token's trigger makes (through a callback on the token).
+static WATCHED: OnceLock<CancelRegistry<Watched>> = OnceLock::new();
+
+#[derive(PartialEq, Eq, Hash)]
+struct Watched(u32);
+
+impl Clone for Watched {
+    fn clone(&self) -> Self {
+        if let Some(registry) = WATCHED.get() {
+            let _ = registry.len();
+        }
+        Watched(self.0)
+    }
+}
+
+impl std::fmt::Display for Watched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "watched-{}", self.0)
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if let Some(registry) = WATCHED.get() {
+            let _ = registry.len();
+        }
+    }
+}
+
+/// A trigger removes the entry from the triggering thread: the stored key and the callback's
+/// copy of it are dropped after the registry's lock is released, by a direct trigger and by a
+/// parent's alike, and `register_named` clones keys outside the lock too.
+#[test]
+fn keys_removed_by_a_trigger_are_dropped_outside_the_registry_lock() {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let parent = cancel_token::CancelToken::new();
+        let registry = WATCHED.get_or_init(|| CancelRegistry::with_parent(&parent));
+        let (direct, _r1) = registry.register(Watched(1));
+        let (_by_parent, _r2) = registry.register(Watched(2));
+        let (named, _r3) = registry.register_named(Watched(3));
+        assert_eq!(named.name(), Some("watched-3"));
+        direct.trigger(); // removes Watched(1) through the callback
+        parent.trigger(); // removes the others
+        let _ = tx.send(registry.len());
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).ok(),
+        Some(0),
+        "a removal by trigger deadlocked: a key was cloned or dropped under the registry lock"
+    );
+}

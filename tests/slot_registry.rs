@@ -25,18 +25,18 @@ fn slot_starts_empty() {
 #[test]
 fn replace_supersedes_the_previous_token_and_returns_a_fresh_one() {
     let slot = CancelSlot::new();
-    let first = slot.replace();
+    let first = slot.replace().disarm();
     assert!(!first.is_triggered());
     assert_eq!(slot.current(), Some(first.clone()));
 
-    let second = slot.replace();
+    let second = slot.replace().disarm();
     assert_ne!(second, first, "a fresh token each time");
     assert!(!second.is_triggered());
     assert_eq!(kind(&first), Some(ReasonKind::Superseded));
     assert_eq!(first.triggered_token(), Some(first.clone()));
     assert_eq!(slot.current(), Some(second.clone()));
 
-    let third = slot.replace();
+    let third = slot.replace().disarm();
     assert_eq!(kind(&second), Some(ReasonKind::Superseded));
     assert!(!third.is_triggered());
     assert_eq!(slot.current(), Some(third));
@@ -45,7 +45,7 @@ fn replace_supersedes_the_previous_token_and_returns_a_fresh_one() {
 #[test]
 fn replace_runs_the_previous_tokens_callbacks_and_wakes_its_waiters() {
     let slot = CancelSlot::new();
-    let first = slot.replace();
+    let first = slot.replace().disarm();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let _guard = first.on_cancel({
         let seen = Arc::clone(&seen);
@@ -55,7 +55,7 @@ fn replace_runs_the_previous_tokens_callbacks_and_wakes_its_waiters() {
         let first = first.clone();
         thread::spawn(move || first.wait_blocking())
     };
-    let _second = slot.replace();
+    let _second = slot.replace().disarm();
     waiter.join().unwrap();
     assert_eq!(*seen.lock().unwrap(), [ReasonKind::Superseded]);
 }
@@ -63,7 +63,7 @@ fn replace_runs_the_previous_tokens_callbacks_and_wakes_its_waiters() {
 #[test]
 fn cancel_triggers_the_current_token_with_the_reason_and_empties_the_slot() {
     let slot = CancelSlot::new();
-    let token = slot.replace();
+    let token = slot.replace().disarm();
     assert!(slot.cancel("user closed the page"));
     assert_eq!(kind(&token), Some(ReasonKind::Manual));
     assert_eq!(
@@ -73,7 +73,7 @@ fn cancel_triggers_the_current_token_with_the_reason_and_empties_the_slot() {
     assert!(slot.current().is_none());
     assert!(!slot.cancel("again"), "the slot is empty now");
 
-    let next = slot.replace();
+    let next = slot.replace().disarm();
     assert!(!next.is_triggered(), "a slot can be reused after cancel");
     assert!(slot.cancel(ReasonKind::Signal));
     assert_eq!(kind(&next), Some(ReasonKind::Signal));
@@ -82,7 +82,7 @@ fn cancel_triggers_the_current_token_with_the_reason_and_empties_the_slot() {
 #[test]
 fn cancel_of_an_already_triggered_current_token_reports_false_and_keeps_its_reason() {
     let slot = CancelSlot::new();
-    let token = slot.replace();
+    let token = slot.replace().disarm();
     token.trigger_with("finished badly");
     assert!(!slot.cancel("late"));
     assert_eq!(token.reason().unwrap().message(), Some("finished badly"));
@@ -92,8 +92,8 @@ fn cancel_of_an_already_triggered_current_token_reports_false_and_keeps_its_reas
 #[test]
 fn finish_clears_only_the_current_token_and_never_triggers() {
     let slot = CancelSlot::new();
-    let old = slot.replace();
-    let current = slot.replace();
+    let old = slot.replace().disarm();
+    let current = slot.replace().disarm();
 
     assert!(!slot.finish(&old), "a superseded token is not current");
     assert_eq!(
@@ -109,7 +109,7 @@ fn finish_clears_only_the_current_token_and_never_triggers() {
     assert!(!current.is_triggered(), "finishing is not cancelling");
     assert!(!slot.finish(&current), "already finished");
 
-    let next = slot.replace();
+    let next = slot.replace().disarm();
     assert!(
         !current.is_triggered(),
         "a finished token is not superseded later"
@@ -120,7 +120,7 @@ fn finish_clears_only_the_current_token_and_never_triggers() {
 #[test]
 fn finish_with_a_clone_of_the_current_token_counts() {
     let slot = CancelSlot::new();
-    let token = slot.replace();
+    let token = slot.replace().disarm();
     let clone = token.clone();
     assert!(slot.finish(&clone));
     assert!(slot.current().is_none());
@@ -130,8 +130,8 @@ fn finish_with_a_clone_of_the_current_token_counts() {
 fn slot_with_parent_hands_out_children_that_the_parent_cancels() {
     let shutdown = CancelToken::named("shutdown");
     let slot = CancelSlot::with_parent(&shutdown);
-    let old = slot.replace();
-    let current = slot.replace();
+    let old = slot.replace().disarm();
+    let current = slot.replace().disarm();
     assert_eq!(kind(&old), Some(ReasonKind::Superseded));
     assert!(
         !shutdown.is_triggered(),
@@ -148,7 +148,7 @@ fn slot_with_parent_hands_out_children_that_the_parent_cancels() {
         "first reason wins"
     );
 
-    let after = slot.replace();
+    let after = slot.replace().disarm();
     assert!(
         after.is_triggered(),
         "a child of a triggered parent is born triggered"
@@ -161,15 +161,17 @@ fn concurrent_replace_leaves_exactly_the_current_token_untriggered() {
     const THREADS: usize = 8;
     // Scaled down only under valgrind, which runs the threads one at a time.
     let iterations = common::scaled(1000);
-    let slot = Arc::new(CancelSlot::new());
+    let slot = CancelSlot::new();
     let barrier = Arc::new(Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
         .map(|_| {
-            let slot = Arc::clone(&slot);
+            let slot = slot.clone();
             let barrier = Arc::clone(&barrier);
             thread::spawn(move || {
                 barrier.wait();
-                (0..iterations).map(|_| slot.replace()).collect::<Vec<_>>()
+                (0..iterations)
+                    .map(|_| slot.replace().disarm())
+                    .collect::<Vec<_>>()
             })
         })
         .collect();
@@ -207,7 +209,7 @@ fn concurrent_replace_leaves_exactly_the_current_token_untriggered() {
 #[test]
 fn slot_debug_does_not_deadlock() {
     let slot = CancelSlot::new();
-    let _token = slot.replace();
+    let _token = slot.replace().disarm();
     let text = format!("{slot:?}");
     assert!(text.contains("CancelSlot"), "{text}");
 }

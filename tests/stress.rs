@@ -345,7 +345,12 @@ impl Tree {
             32..=34 => {
                 let timeout = Duration::from_micros(rng.u64(0..3000));
                 let child = self.pick(rng).child_with_timeout(timeout);
-                record(&self.origins, &child, Reason::new(ReasonKind::Timeout));
+                let message = format!("deadline of {timeout:?} elapsed");
+                record(
+                    &self.origins,
+                    &child,
+                    Reason::with_message(ReasonKind::Timeout, message),
+                );
                 self.put(rng, Some(child));
             }
             35..=41 => {

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{send, CancelError};
-use crate::{CancelToken, WaitError};
+use crate::CancelToken;
 
 /// What to do with the outcome of an attempt; returned by the `classify` function of
 /// [`retry`].
@@ -45,8 +45,8 @@ pub enum Retry {
 /// - Each attempt is raced against the token as by [`send`]: triggered mid-flight, the request
 ///   is dropped at once and the result is [`CancelError::Cancelled`].
 /// - A failed outcome is dropped before sleeping (a response holds its connection).
-/// - The sleep ends the instant the token triggers. It uses the crate's own timer, so it needs
-///   no runtime.
+/// - The sleep ([`CancelToken::sleep`]) ends the instant the token triggers. It uses the
+///   crate's own timer, so it needs no runtime.
 /// - A cancellation is never retried.
 ///
 /// `backoff` is any iterator of delays: one retry per item (`[100ms, 200ms, 400ms]`, or an
@@ -117,15 +117,6 @@ where
             return outcome.map_err(CancelError::Inner);
         };
         drop(outcome);
-        sleep(token, delay).await?;
-    }
-}
-
-/// Sleeps for `delay` unless `token` is triggered first.
-async fn sleep<E>(token: &CancelToken, delay: Duration) -> Result<(), CancelError<E>> {
-    let nothing = std::iter::empty::<std::future::Pending<()>>();
-    match token.cancellable_wait(nothing, Some(delay)).await {
-        Err(WaitError::TimedOut(_)) | Ok(()) => Ok(()),
-        Err(WaitError::Cancelled(cancelled)) => Err(cancelled.into()),
+        token.sleep(delay).await?;
     }
 }

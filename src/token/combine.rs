@@ -31,6 +31,7 @@ impl CancelToken {
     /// assert!(parent.child().is_triggered(), "born triggered");
     /// ```
     #[inline]
+    #[doc(alias = "child_token")]
     pub fn child(&self) -> CancelToken {
         CancelToken::from_arc(Node::child(&self.node, None))
     }

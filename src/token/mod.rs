@@ -127,6 +127,7 @@ impl CancelToken {
     /// assert!(!token.trigger(), "only the first trigger counts");
     /// assert_eq!(token.reason().unwrap().kind(), ReasonKind::Manual);
     /// ```
+    #[doc(alias = "cancel")]
     pub fn trigger(&self) -> bool {
         self.trigger_with(Reason::default())
     }
@@ -188,6 +189,7 @@ impl CancelToken {
     /// token.trigger();
     /// assert!(token.is_triggered());
     /// ```
+    #[doc(alias = "is_cancelled")]
     #[inline]
     pub fn is_triggered(&self) -> bool {
         self.node.is_triggered()
@@ -270,23 +272,51 @@ impl CancelToken {
     #[inline]
     pub fn raise_if_triggered(&self) -> Result<(), Cancelled> {
         if self.is_triggered() {
-            Err(self.cancelled())
+            Err(self.cancelled_error())
         } else {
             Ok(())
         }
+    }
+
+    /// The [`Cancelled`] error of a triggered token, or `None` if it is not triggered: the
+    /// error [`raise_if_triggered`](Self::raise_if_triggered) returns, as an `Option`.
+    ///
+    /// For code that reports a cancellation rather than returning it with `?`. (tokio-util's
+    /// `cancelled()` is a future; here that is [`wait`](Self::wait).)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::{CancelToken, ReasonKind};
+    ///
+    /// let token = CancelToken::named("upload");
+    /// assert!(token.cancelled().is_none());
+    ///
+    /// token.trigger_with(ReasonKind::Superseded);
+    /// let cancelled = token.cancelled().unwrap();
+    /// assert_eq!(cancelled.reason().kind(), ReasonKind::Superseded);
+    /// assert_eq!(cancelled.token(), &token);
+    /// ```
+    #[inline]
+    pub fn cancelled(&self) -> Option<Cancelled> {
+        self.raise_if_triggered().err()
     }
 
     /// The error for a triggered token, out of line so that `raise_if_triggered` stays one
     /// load on the path where the token is not triggered.
     #[cold]
     #[inline(never)]
-    fn cancelled(&self) -> Cancelled {
+    fn cancelled_error(&self) -> Cancelled {
         // A state word is never cleared, so a token seen triggered always has an origin.
         Cancelled::new(Node::resolve(&self.node).unwrap_or(&self.node))
     }
 
-    /// Registers `f` to run once when the token is triggered, and returns a guard that
-    /// unregisters it when dropped.
+    /// Registers `f` to run once when the token is triggered, and returns the guard that keeps
+    /// it registered. **`let _ = token.on_cancel(..)` drops the guard at once, and the callback
+    /// never runs**: bind it (`let _guard = token.on_cancel(..)`), or call
+    /// [`detach`](CallbackGuard::detach) to keep the callback for the token's whole life.
+    /// (Neither rustc nor clippy's default lints warn about `let _ =`; clippy's
+    /// `let_underscore_must_use` does, if you enable it.)
     ///
     /// Callbacks run on the thread of the trigger that reached the token, in registration
     /// order, after every token that trigger reached reports triggered, and with no lock held:
@@ -295,12 +325,11 @@ impl CancelToken {
     /// all have run.
     ///
     /// If the token is already triggered, `f` runs at once, on this thread, before `on_cancel`
-    /// returns, and the returned guard is inert. Use [`CallbackGuard::detach`] to keep the
-    /// callback for the token's whole life without holding the guard.
+    /// returns, and the returned guard is inert.
     ///
-    /// **The guard is the registration.** `let _ = token.on_cancel(..)` drops it at once, and
-    /// the callback never runs; bind it (`let _guard = ..`) or call
-    /// [`detach`](CallbackGuard::detach).
+    /// A callback is also how a token reaches a thread blocked in something that knows nothing
+    /// of tokens, such as `std::sync::mpsc::Receiver::recv`: see
+    /// [`wait_blocking`](Self::wait_blocking), section *A worker blocked in a channel*.
     ///
     /// A detached callback lives as long as its token. If it captures a strong handle to that
     /// token or to one derived from it (a child, a chain), the two keep each other alive and

@@ -1,21 +1,26 @@
 //! Tokens the timer triggers: tokens that trigger themselves at a deadline, giving a deadline
 //! to an existing token, and condition tokens polled on the timer's threads (`when`).
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
+use crate::deadline::DeadlineReason;
 use crate::node::Node;
 use crate::reason::Reason;
 use crate::CancelToken;
 
 impl CancelToken {
     /// A new token that triggers itself with [`ReasonKind::Timeout`](crate::ReasonKind::Timeout)
-    /// once `timeout` has elapsed.
+    /// once `timeout` has elapsed, with the message `"deadline of 300ms elapsed"` (the
+    /// duration as `Debug` prints it).
     ///
     /// The deadline is enforced by the crate's own timer threads, so it fires with no async
     /// runtime anywhere in the process: async and blocking waiters wake and callbacks run at
     /// the deadline. A manual trigger before the deadline keeps its own reason and releases
     /// the timer entry; so does dropping every handle. A timeout too large to represent as an
-    /// [`Instant`] means "never".
+    /// [`Instant`] means "never". The message is built when the deadline fires, so a token
+    /// that never fires pays nothing for it. [`named_with_timeout`](Self::named_with_timeout)
+    /// gives the token a name too.
     ///
     /// # Precision
     ///
@@ -32,18 +37,47 @@ impl CancelToken {
     /// let token = CancelToken::with_timeout(Duration::from_millis(20));
     /// assert!(!token.is_triggered());
     /// token.wait_blocking();
-    /// assert_eq!(token.reason().unwrap().kind(), ReasonKind::Timeout);
+    /// let reason = token.reason().unwrap();
+    /// assert_eq!(reason.kind(), ReasonKind::Timeout);
+    /// assert_eq!(reason.message(), Some("deadline of 20ms elapsed"));
     /// ```
     pub fn with_timeout(timeout: Duration) -> CancelToken {
-        let token = CancelToken::new();
-        if let Some(deadline) = Instant::now().checked_add(timeout) {
-            Node::set_deadline(&token.node, deadline, None);
-        }
-        token
+        CancelToken::new().timing_out_after(timeout)
+    }
+
+    /// Like [`with_timeout`](Self::with_timeout), with a name, shown by `Display`, `Debug` and
+    /// in [`Cancelled`](crate::Cancelled)'s message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::CancelToken;
+    ///
+    /// let token = CancelToken::named_with_timeout("export", Duration::from_millis(300));
+    /// assert_eq!(token.name(), Some("export"));
+    /// assert!(token.deadline().is_some());
+    ///
+    /// let expired = CancelToken::named_with_timeout("probe", Duration::ZERO);
+    /// assert_eq!(
+    ///     expired.raise_if_triggered().unwrap_err().to_string(),
+    ///     "cancellation requested by token probe: deadline of 0ns elapsed"
+    /// );
+    /// ```
+    pub fn named_with_timeout(
+        name: impl Into<Cow<'static, str>>,
+        timeout: Duration,
+    ) -> CancelToken {
+        CancelToken::named(name).timing_out_after(timeout)
     }
 
     /// A new token that triggers itself with [`ReasonKind::Timeout`](crate::ReasonKind::Timeout)
     /// at `deadline`; at once if the deadline has passed. See [`with_timeout`](Self::with_timeout).
+    ///
+    /// The reason has no message (its `Display` reads `"deadline elapsed"`): an [`Instant`] has
+    /// no readable form, and the time left when the token was made would mislead. Use
+    /// [`with_timeout`](Self::with_timeout) for a message that says the duration, or
+    /// [`trigger_at_with`](Self::trigger_at_with) for one of your own.
     ///
     /// # Examples
     ///
@@ -57,10 +91,34 @@ impl CancelToken {
     ///
     /// let past = CancelToken::with_deadline(Instant::now());
     /// assert_eq!(past.reason().unwrap().kind(), ReasonKind::Timeout);
+    /// assert_eq!(past.reason().unwrap().to_string(), "deadline elapsed");
     /// ```
     pub fn with_deadline(deadline: Instant) -> CancelToken {
         let token = CancelToken::new();
-        Node::set_deadline(&token.node, deadline, None);
+        Node::set_deadline(&token.node, deadline, DeadlineReason::Plain);
+        token
+    }
+
+    /// Like [`with_deadline`](Self::with_deadline), with a name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use cancel_token::CancelToken;
+    ///
+    /// let token = CancelToken::named_with_deadline("nightly batch", Instant::now());
+    /// assert_eq!(
+    ///     token.raise_if_triggered().unwrap_err().to_string(),
+    ///     "cancellation requested by token nightly batch: deadline elapsed"
+    /// );
+    /// ```
+    pub fn named_with_deadline(
+        name: impl Into<Cow<'static, str>>,
+        deadline: Instant,
+    ) -> CancelToken {
+        let token = CancelToken::named(name);
+        Node::set_deadline(&token.node, deadline, DeadlineReason::Plain);
         token
     }
 
@@ -69,7 +127,9 @@ impl CancelToken {
     ///
     /// Its effective deadline is the earlier of its own and this token's: a child cannot
     /// outlive its parent's deadline. A timeout too large to represent means "no deadline of
-    /// its own".
+    /// its own". Its own deadline's message says the duration, as
+    /// [`with_timeout`](Self::with_timeout)'s does. For a named one, take a
+    /// [`child_named`](Self::child_named) and call [`trigger_after`](Self::trigger_after) on it.
     ///
     /// # Examples
     ///
@@ -83,20 +143,18 @@ impl CancelToken {
     ///
     /// query.wait_blocking();
     /// assert_eq!(query.reason().unwrap().kind(), ReasonKind::Timeout);
+    /// assert_eq!(query.reason().unwrap().message(), Some("deadline of 10ms elapsed"));
     /// assert!(!request.is_triggered(), "the child's timeout is its own");
     ///
     /// let long = request.child_with_timeout(Duration::from_secs(3600));
     /// assert_eq!(long.deadline(), request.deadline(), "capped by the parent");
     /// ```
     pub fn child_with_timeout(&self, timeout: Duration) -> CancelToken {
-        let child = self.child();
-        if let Some(deadline) = Instant::now().checked_add(timeout) {
-            Node::set_deadline(&child.node, deadline, None);
-        }
-        child
+        self.child().timing_out_after(timeout)
     }
 
-    /// A [`child`](Self::child) that also triggers itself at `deadline`. See
+    /// A [`child`](Self::child) that also triggers itself at `deadline`, with a plain timeout
+    /// as [`with_deadline`](Self::with_deadline) has. See
     /// [`child_with_timeout`](Self::child_with_timeout).
     ///
     /// # Examples
@@ -113,7 +171,7 @@ impl CancelToken {
     /// ```
     pub fn child_with_deadline(&self, deadline: Instant) -> CancelToken {
         let child = self.child();
-        Node::set_deadline(&child.node, deadline, None);
+        Node::set_deadline(&child.node, deadline, DeadlineReason::Plain);
         child
     }
 
@@ -139,7 +197,8 @@ impl CancelToken {
     }
 
     /// Schedules this token to trigger itself with [`ReasonKind::Timeout`] after `delay`
-    /// (.NET's `CancelAfter`). Returns whether the deadline was set.
+    /// (.NET's `CancelAfter`), with the message `"deadline of 20ms elapsed"` as
+    /// [`with_timeout`](Self::with_timeout) gives. Returns whether the deadline was set.
     ///
     /// The earliest deadline wins: a delay that ends after a deadline already applying to the
     /// token (its own, or a source's) changes nothing and returns `false`, and an earlier one
@@ -161,14 +220,14 @@ impl CancelToken {
     /// assert!(!token.trigger_after(Duration::from_secs(60)), "later: the earliest wins");
     ///
     /// token.wait_blocking();
-    /// assert_eq!(token.reason().unwrap().kind(), ReasonKind::Timeout);
+    /// let reason = token.reason().unwrap();
+    /// assert_eq!(reason.kind(), ReasonKind::Timeout);
+    /// assert_eq!(reason.message(), Some("deadline of 20ms elapsed"));
     /// ```
     ///
     /// [`ReasonKind::Timeout`]: crate::ReasonKind::Timeout
     pub fn trigger_after(&self, delay: Duration) -> bool {
-        Instant::now()
-            .checked_add(delay)
-            .is_some_and(|deadline| Node::set_deadline(&self.node, deadline, None))
+        self.set_deadline_after(delay, DeadlineReason::After(delay))
     }
 
     /// Like [`trigger_after`](Self::trigger_after), with the reason the deadline triggers the
@@ -193,14 +252,13 @@ impl CancelToken {
     /// assert_eq!(reason.message(), Some("grace period of 10ms elapsed"));
     /// ```
     pub fn trigger_after_with(&self, delay: Duration, reason: impl Into<Reason>) -> bool {
-        Instant::now()
-            .checked_add(delay)
-            .is_some_and(|deadline| Node::set_deadline(&self.node, deadline, Some(reason.into())))
+        self.set_deadline_after(delay, DeadlineReason::custom(reason.into()))
     }
 
     /// Schedules this token to trigger itself with [`ReasonKind::Timeout`] at `deadline`; at
     /// once if it has passed. Returns whether the deadline was set; see
-    /// [`trigger_after`](Self::trigger_after).
+    /// [`trigger_after`](Self::trigger_after). The reason has no message, as
+    /// [`with_deadline`](Self::with_deadline)'s has none.
     ///
     /// # Examples
     ///
@@ -219,7 +277,7 @@ impl CancelToken {
     ///
     /// [`ReasonKind::Timeout`]: crate::ReasonKind::Timeout
     pub fn trigger_at(&self, deadline: Instant) -> bool {
-        Node::set_deadline(&self.node, deadline, None)
+        Node::set_deadline(&self.node, deadline, DeadlineReason::Plain)
     }
 
     /// Like [`trigger_at`](Self::trigger_at), with the reason the deadline triggers the token
@@ -236,7 +294,7 @@ impl CancelToken {
     /// assert_eq!(token.reason().unwrap().message(), Some("batch window closed"));
     /// ```
     pub fn trigger_at_with(&self, deadline: Instant, reason: impl Into<Reason>) -> bool {
-        Node::set_deadline(&self.node, deadline, Some(reason.into()))
+        Node::set_deadline(&self.node, deadline, DeadlineReason::custom(reason.into()))
     }
 
     /// A new token that triggers itself with [`ReasonKind::Condition`] once `predicate`
@@ -324,5 +382,22 @@ impl CancelToken {
         predicate: impl FnMut() -> bool + Send + 'static,
     ) -> CancelToken {
         CancelToken::from_arc(Node::when(interval, predicate))
+    }
+}
+
+impl CancelToken {
+    /// Gives this new token a deadline `timeout` from now, triggering it with a message that
+    /// says the duration; a timeout that overflows an [`Instant`] sets none.
+    fn timing_out_after(self, timeout: Duration) -> CancelToken {
+        self.set_deadline_after(timeout, DeadlineReason::After(timeout));
+        self
+    }
+
+    /// Sets a deadline `delay` from now (none if that overflows an [`Instant`]); see
+    /// [`Node::set_deadline`].
+    pub(crate) fn set_deadline_after(&self, delay: Duration, reason: DeadlineReason) -> bool {
+        Instant::now()
+            .checked_add(delay)
+            .is_some_and(|deadline| Node::set_deadline(&self.node, deadline, reason))
     }
 }
