@@ -5,10 +5,18 @@
 //! direct trigger, a deadline), through a callback on the token. The callback runs with no lock
 //! of the token held and takes the registry's lock only to unlink the entry; the key and the
 //! token it removes are dropped after that lock is released.
+//!
+//! No code of the key's runs under the lock either: operations are stored by a numeric id,
+//! with the key's hash (taken before locking) as the index and the key behind an `Arc`. A
+//! lookup takes the ids and keys under the hash out under the lock, compares the keys with no
+//! lock held, and takes the lock again to remove the ones that matched; a removal by id needs
+//! neither `Hash` nor `Eq`.
 
 use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::hash::Hash;
 
 use crate::callback::CallbackGuard;
@@ -53,31 +61,71 @@ pub struct CancelRegistry<K> {
 
 struct Shared<K> {
     parent: Option<CancelToken>,
+    /// Hashes keys, with no lock held.
+    hasher: RandomState,
     state: Mutex<State<K>>,
 }
 
 struct State<K> {
-    entries: HashMap<K, Vec<(u64, CancelToken)>>,
+    /// Every operation, by its id.
+    operations: HashMap<u64, Operation<K>>,
+    /// The ids of the operations whose keys have each hash.
+    by_hash: HashMap<u64, Vec<u64>>,
     next_id: u64,
-    len: usize,
 }
 
-impl<K: Eq + Hash> Shared<K> {
-    /// Removes the operation `id` under `key`, if it is still there.
-    fn remove(&self, key: &K, id: u64) {
-        let mut state = lock(&self.state);
-        let State { entries, len, .. } = &mut *state;
-        let Some(operations) = entries.get_mut(key) else {
-            return;
-        };
-        if let Some(index) = operations.iter().position(|(entry, _)| *entry == id) {
-            let (_, token) = operations.swap_remove(index);
-            *len -= 1;
-            // The stored key (user code when dropped) goes after the lock is released.
-            let emptied = operations.is_empty().then(|| entries.remove_entry(key));
-            drop(state);
-            drop((token, emptied));
+struct Operation<K> {
+    hash: u64,
+    key: Arc<K>,
+    token: CancelToken,
+}
+
+impl<K> State<K> {
+    /// Unlinks operation `id`; the caller drops what comes back once the lock is released.
+    fn take(&mut self, id: u64) -> Option<Operation<K>> {
+        let operation = self.operations.remove(&id)?;
+        if let Some(ids) = self.by_hash.get_mut(&operation.hash) {
+            ids.retain(|&other| other != id);
+            if ids.is_empty() {
+                self.by_hash.remove(&operation.hash);
+            }
         }
+        Some(operation)
+    }
+}
+
+impl<K> Shared<K> {
+    /// Removes operation `id`, if it is still there.
+    fn remove(&self, id: u64) {
+        let removed = lock(&self.state).take(id);
+        // The key and the token (user code when dropped) go after the lock is released.
+        drop(removed);
+    }
+
+    /// The ids of the operations under `key`: candidates by hash under the lock, compared
+    /// with no lock held.
+    fn find<Q>(&self, key: &Q) -> Vec<u64>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let candidates: Vec<(u64, Arc<K>)> = {
+            let state = lock(&self.state);
+            let ids = state
+                .by_hash
+                .get(&hash)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            ids.iter()
+                .filter_map(|id| Some((*id, Arc::clone(&state.operations.get(id)?.key))))
+                .collect()
+        };
+        candidates
+            .into_iter()
+            .filter(|(_, candidate)| (**candidate).borrow() == key)
+            .map(|(id, _)| id)
+            .collect()
     }
 }
 
@@ -117,10 +165,11 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
         CancelRegistry {
             shared: Arc::new(Shared {
                 parent,
+                hasher: RandomState::new(),
                 state: Mutex::new(State {
-                    entries: HashMap::new(),
+                    operations: HashMap::new(),
+                    by_hash: HashMap::new(),
                     next_id: 0,
-                    len: 0,
                 }),
             }),
         }
@@ -131,8 +180,9 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
     ///
     /// The token is new (a child of the registry's parent, if it has one); a trigger of it
     /// from anywhere removes the entry, as [`cancel`](Self::cancel) does. Under a triggered
-    /// parent the token is born triggered and nothing is registered. `K: Send + 'static`
-    /// because the entry's removal may run on the thread that triggers the token.
+    /// parent the token is born triggered and nothing is registered. `K: Send + Sync +
+    /// 'static` because the entry's removal may run on the thread that triggers the token,
+    /// and lookups share the stored key (compared with no lock held) across threads.
     ///
     /// # Examples
     ///
@@ -152,7 +202,7 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
     /// ```
     pub fn register(&self, key: K) -> (CancelToken, Registration<K>)
     where
-        K: Send + 'static,
+        K: Send + Sync + 'static,
     {
         let token = match &self.shared.parent {
             Some(parent) => parent.child(),
@@ -185,7 +235,7 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
     /// ```
     pub fn register_named(&self, key: K) -> (CancelToken, Registration<K>)
     where
-        K: fmt::Display + Send + 'static,
+        K: fmt::Display + Send + Sync + 'static,
     {
         let name = key.to_string();
         let token = match &self.shared.parent {
@@ -198,35 +248,33 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
     /// Enters `token` under `key` and arranges for its removal when the token is triggered.
     fn insert(&self, key: K, token: CancelToken) -> (CancelToken, Registration<K>)
     where
-        K: Send + 'static,
+        K: Send + Sync + 'static,
     {
-        // Cloned (for the map and for the removal callback), and a key already there dropped,
-        // with no lock held: both are user code.
-        let stored = key.clone();
-        let for_callback = key.clone();
-        let mut state = lock(&self.shared.state);
-        let id = state.next_id;
-        state.next_id += 1;
-        state.len += 1;
-        let spare = match state.entries.get_mut(&stored) {
-            Some(operations) => {
-                operations.push((id, token.clone()));
-                Some(stored)
-            }
-            None => {
-                state.entries.insert(stored, vec![(id, token.clone())]);
-                None
-            }
+        // Hashed and cloned with no lock held: both are user code.
+        let hash = self.shared.hasher.hash_one(&key);
+        let stored = Arc::new(key.clone());
+        let id = {
+            let mut state = lock(&self.shared.state);
+            let id = state.next_id;
+            state.next_id += 1;
+            state.operations.insert(
+                id,
+                Operation {
+                    hash,
+                    key: stored,
+                    token: token.clone(),
+                },
+            );
+            state.by_hash.entry(hash).or_default().push(id);
+            id
         };
-        drop(state);
-        drop(spare);
         // Registered once the entry is in, with no lock held, so that the callback always finds
         // it: a trigger that came first (a token born triggered under a triggered parent) runs
         // the callback right here, a later one runs it then.
         let shared = Arc::downgrade(&self.shared);
         let removal = token.on_cancel(move |_| {
             if let Some(shared) = shared.upgrade() {
-                shared.remove(&for_callback, id);
+                shared.remove(id);
             }
         });
         let registration = Registration {
@@ -267,15 +315,16 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let removed = {
+        let ids = self.shared.find(key);
+        let removed: Vec<Operation<K>> = {
             let mut state = lock(&self.shared.state);
-            let removed = state.entries.remove_entry(key);
-            state.len -= removed.as_ref().map_or(0, |(_, tokens)| tokens.len());
-            removed
+            ids.into_iter().filter_map(|id| state.take(id)).collect()
         };
-        // The stored key is dropped here, with no lock held.
-        let tokens = removed.into_iter().flat_map(|(_, tokens)| tokens);
-        trigger_all(tokens.map(|(_, token)| token), reason.into())
+        // Keys and tokens are dropped, and the tokens triggered, with no lock held.
+        trigger_all(
+            removed.into_iter().map(|operation| operation.token),
+            reason.into(),
+        )
     }
 
     /// Triggers every registered operation with `reason` and empties the registry. Returns
@@ -301,11 +350,13 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
     pub fn cancel_all(&self, reason: impl Into<Reason>) -> usize {
         let removed = {
             let mut state = lock(&self.shared.state);
-            state.len = 0;
-            std::mem::take(&mut state.entries)
+            state.by_hash.clear();
+            std::mem::take(&mut state.operations)
         };
-        let tokens = removed.into_values().flatten().map(|(_, token)| token);
-        trigger_all(tokens, reason.into())
+        trigger_all(
+            removed.into_values().map(|operation| operation.token),
+            reason.into(),
+        )
     }
 
     /// The number of registered operations.
@@ -321,7 +372,7 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
     /// assert_eq!(registry.len(), 2);
     /// ```
     pub fn len(&self) -> usize {
-        lock(&self.shared.state).len
+        lock(&self.shared.state).operations.len()
     }
 
     /// Whether no operation is registered.
@@ -353,7 +404,7 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        lock(&self.shared.state).entries.contains_key(key)
+        !self.shared.find(key).is_empty()
     }
 }
 
@@ -401,7 +452,7 @@ impl<K> fmt::Debug for CancelRegistry<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelRegistry")
             .field("parent", &self.shared.parent)
-            .field("len", &lock(&self.shared.state).len)
+            .field("len", &lock(&self.shared.state).operations.len())
             .finish()
     }
 }
@@ -469,7 +520,7 @@ impl<K: Eq + Hash> Registration<K> {
 impl<K: Eq + Hash> Drop for Registration<K> {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.upgrade() {
-            shared.remove(&self.key, self.id);
+            shared.remove(self.id);
         }
     }
 }

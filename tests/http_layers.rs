@@ -167,7 +167,7 @@ fn scope_layer_links_an_outer_token_and_passes_errors_through() {
     let err = block_on(service.call(request)).unwrap_err();
     assert_eq!(err.to_string(), "refused");
     let token = rx.recv().unwrap();
-    assert_eq!(token.name(), Some("server:deadline"));
+    assert_eq!(token.name(), Some("request"));
     assert!(
         !token.is_triggered(),
         "a failed request leaves its token alone"
@@ -175,4 +175,34 @@ fn scope_layer_links_an_outer_token_and_passes_errors_through() {
     outer.trigger_with("300ms elapsed");
     assert_eq!(token.triggered_token(), Some(outer));
     assert!(!server.is_triggered());
+}
+
+/// Under an outer token, a request's token is still named `request`, and triggered by the
+/// server token and by the outer one.
+#[test]
+fn under_an_outer_token_the_request_token_is_still_named_request() {
+    use tower_layer::Layer;
+    use tower_service::Service;
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handler = tower::service_fn(move |request: http::Request<()>| {
+        tx.send(request.extensions().get::<CancelToken>().cloned().unwrap())
+            .unwrap();
+        async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<
+                bytes::Bytes,
+            >::new()))
+        }
+    });
+    let server = CancelToken::named("server");
+    let mut service = cancel_token::http::ScopeLayer::new(server.clone()).layer(handler);
+    let mut request = http::Request::new(());
+    let outer = CancelToken::named("outer");
+    request.extensions_mut().insert(outer.clone());
+    let response = futures_lite::future::block_on(service.call(request)).unwrap();
+    let token = rx.recv().unwrap();
+    assert_eq!(token.name(), Some("request"));
+    outer.trigger_with("outer gave up");
+    assert_eq!(token.triggered_token(), Some(outer));
+    drop(response);
 }

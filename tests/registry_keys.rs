@@ -89,3 +89,91 @@ fn keys_removed_by_a_trigger_are_dropped_outside_the_registry_lock() {
         "a removal by trigger deadlocked: a key was cloned or dropped under the registry lock"
     );
 }
+
+mod hash_and_eq_of_keys {
+    //! A key's `Hash` and `Eq` are user code too: they run with no registry lock held, so a
+    //! key that looks at the registry from them (logging its size, say) cannot deadlock, and
+    //! one that panics leaves the registry as it was.
+    use std::cell::Cell;
+    use std::hash::{Hash, Hasher};
+
+    use cancel_token::CancelRegistry;
+
+    thread_local! {
+        /// The registry a key's `Hash` and `Eq` look at, on this thread.
+        static WATCHED: std::cell::RefCell<Option<CancelRegistry<Key>>> =
+            const { std::cell::RefCell::new(None) };
+        static PANIC: Cell<bool> = const { Cell::new(false) };
+    }
+
+    #[derive(Clone, Debug)]
+    struct Key(u32);
+
+    fn look() {
+        WATCHED.with(|watched| {
+            if let Some(registry) = watched.borrow().as_ref() {
+                let _ = registry.len();
+                let _ = registry.is_empty();
+            }
+        });
+        if PANIC.with(Cell::get) {
+            panic!("a key's Hash panicked");
+        }
+    }
+
+    impl Hash for Key {
+        fn hash<H: Hasher>(&self, state: &mut H) {
+            look();
+            self.0.hash(state);
+        }
+    }
+
+    impl PartialEq for Key {
+        fn eq(&self, other: &Key) -> bool {
+            look();
+            self.0 == other.0
+        }
+    }
+
+    impl Eq for Key {}
+
+    #[test]
+    fn hash_and_eq_that_use_the_registry_do_not_deadlock() {
+        // Bounded: a deadlock fails the test instead of hanging it.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let registry = CancelRegistry::new();
+            WATCHED.with(|watched| *watched.borrow_mut() = Some(registry.clone()));
+            let (a, registration) = registry.register(Key(1));
+            let (_b, _kept) = registry.register(Key(2));
+            assert!(registry.contains_key(&Key(1)));
+            assert_eq!(registry.cancel(&Key(1), "by key"), 1);
+            assert!(a.is_triggered());
+            drop(registration);
+            assert_eq!(registry.len(), 1);
+            WATCHED.with(|watched| *watched.borrow_mut() = None);
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a key's Hash or Eq ran under the registry's lock: deadlock");
+    }
+
+    #[test]
+    fn a_panicking_hash_leaves_the_registry_as_it_was() {
+        let registry = CancelRegistry::new();
+        let (_kept, _registration) = registry.register(Key(1));
+        PANIC.with(|panic| panic.set(true));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(registry.register(Key(2)));
+        }));
+        let cancel = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            registry.cancel(&Key(1), "x")
+        }));
+        PANIC.with(|panic| panic.set(false));
+        assert!(outcome.is_err() && cancel.is_err());
+        assert_eq!(registry.len(), 1, "nothing half-registered, nothing lost");
+        assert!(registry.contains_key(&Key(1)));
+        assert!(!registry.contains_key(&Key(2)));
+    }
+}

@@ -158,10 +158,13 @@ where
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         let token = match request.extensions().get::<CancelToken>() {
-            Some(outer) => CancelToken::any([&self.server, outer]),
+            // Named like any other request's token, and triggered by either.
+            Some(outer) => CancelToken::any([&self.server, outer]).child_named("request"),
             None => self.server.child_named("request"),
         };
         request.extensions_mut().insert(token.clone());
-        ScopeResponse::new(token, self.inner.call(request))
+        // A response to HEAD has no body, which servers drop unpolled: nothing to guard then.
+        let has_body = request.method() != http::Method::HEAD;
+        ScopeResponse::new(token, self.inner.call(request), has_body)
     }
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -58,6 +59,9 @@ pin_project! {
     #[must_use = "dropping a ScopedBody before it ends triggers its token"]
     pub struct ScopedBody<B> {
         guard: Option<DropGuard>,
+        // Data bytes still to come when the length is known (a `Content-Length` header or an
+        // exact size hint): servers stop polling a body once that much was written.
+        remaining: Option<u64>,
         #[pin]
         body: B,
     }
@@ -80,14 +84,24 @@ impl<B: Body> ScopedBody<B> {
     /// assert!(!token.is_triggered(), "an empty body has nothing left to send");
     /// ```
     pub fn new(token: CancelToken, body: B) -> Self {
-        Self::guarded(Some(token.drop_guard_with(body_dropped_reason())), body)
+        Self::guarded(
+            Some(token.drop_guard_with(body_dropped_reason())),
+            body,
+            None,
+        )
     }
 
     /// Takes over a scope's guard (re-armed with the body's reason), if there is one.
-    fn guarded(guard: Option<DropGuard>, body: B) -> Self {
+    /// `length` is the response's `Content-Length`, if it has one.
+    fn guarded(guard: Option<DropGuard>, body: B, length: Option<u64>) -> Self {
         let guard = guard.map(|guard| guard.disarm().drop_guard_with(body_dropped_reason()));
-        let mut scoped = ScopedBody { guard, body };
-        if scoped.body.is_end_stream() {
+        let remaining = length.or_else(|| body.size_hint().exact());
+        let mut scoped = ScopedBody {
+            guard,
+            remaining,
+            body,
+        };
+        if scoped.body.is_end_stream() || scoped.remaining == Some(0) {
             disarm(&mut scoped.guard);
         }
         scoped
@@ -131,7 +145,15 @@ impl<B: Body> Body for ScopedBody<B> {
         let mut this = self.project();
         let frame = std::task::ready!(this.body.as_mut().poll_frame(cx));
         let ended = match &frame {
-            Some(Ok(_)) => this.body.is_end_stream(),
+            // Trailers are always the last frame: servers stop polling after them.
+            Some(Ok(frame)) if frame.is_trailers() => true,
+            Some(Ok(frame)) => {
+                if let (Some(remaining), Some(data)) = (this.remaining.as_mut(), frame.data_ref()) {
+                    let len = u64::try_from(data.remaining()).unwrap_or(u64::MAX);
+                    *remaining = remaining.saturating_sub(len);
+                }
+                *this.remaining == Some(0) || this.body.is_end_stream()
+            }
             Some(Err(_)) | None => true,
         };
         if ended {
@@ -166,6 +188,12 @@ impl<B> fmt::Debug for ScopedBody<B> {
 /// before it completes (the client left while the handler ran) or the response body is
 /// dropped before it ends (the client left mid-body). A handler that returns an error, and a
 /// body that ends or fails on its own, leave it alone.
+///
+/// A response without a body leaves the token alone once the handler returned: 1xx, 204 and
+/// 304 are recognised by their status. A response to `HEAD` is not (the request is yours,
+/// not this function's): servers drop its body unpolled, which would read as "client gone",
+/// so answer `HEAD` outside `scope_response`, or use [`ScopeLayer`](super::ScopeLayer), which
+/// sees the method.
 ///
 /// The shape fits `hyper::service::service_fn`: the handler returns
 /// `Result<http::Response<B>, E>`, and so does the returned future, with the body wrapped in
@@ -210,6 +238,7 @@ where
 {
     ScopeResponse {
         scope: crate::scope(parent, handler),
+        has_body: true,
     }
 }
 
@@ -239,15 +268,18 @@ pin_project! {
     pub struct ScopeResponse<F> {
         #[pin]
         scope: Scope<F>,
+        // `false` for a response that has no body (a response to HEAD).
+        has_body: bool,
     }
 }
 
 impl<F> ScopeResponse<F> {
     /// Guards `token` while `future` runs and then while its response body streams.
     #[cfg(feature = "tower")]
-    pub(super) fn new(token: CancelToken, future: F) -> Self {
+    pub(super) fn new(token: CancelToken, future: F, has_body: bool) -> Self {
         ScopeResponse {
             scope: Scope::new(token, future),
+            has_body,
         }
     }
 }
@@ -260,15 +292,42 @@ where
     type Output = Result<http::Response<ScopedBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (result, mut guard) = std::task::ready!(self.project().scope.poll_guarded(cx));
+        let this = self.project();
+        let has_body = *this.has_body;
+        let (result, mut guard) = std::task::ready!(this.scope.poll_guarded(cx));
         Poll::Ready(match result {
-            Ok(response) => Ok(response.map(|body| ScopedBody::guarded(guard, body))),
+            Ok(response) => {
+                if !has_body || !may_have_body(response.status()) {
+                    // Servers send no body for these, and drop it unpolled.
+                    disarm(&mut guard);
+                }
+                let length = content_length(response.headers());
+                Ok(response.map(|body| ScopedBody::guarded(guard, body, length)))
+            }
             Err(err) => {
                 disarm(&mut guard);
                 Err(err)
             }
         })
     }
+}
+
+/// Whether a response with `status` carries a body at all (RFC 9110: 1xx, 204 and 304 do not).
+fn may_have_body(status: http::StatusCode) -> bool {
+    !(status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED)
+}
+
+/// The `Content-Length` of a response, if it has one that parses.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl<F> fmt::Debug for ScopeResponse<F> {
