@@ -119,6 +119,7 @@ pub mod http;
 mod link;
 mod node;
 mod reason;
+mod registrations;
 mod registry;
 mod run;
 mod scope;

@@ -18,10 +18,11 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::phases::Inner;
 use super::report::{ShutdownOutcome, ShutdownReport, ShutdownWait};
 use super::tracked::TrackedFuture;
 use super::tracker::TaskTracker;
-use crate::reason::{Reason, ReasonKind};
+use crate::reason::Reason;
 use crate::sync::Arc;
 #[cfg(feature = "signal")]
 use crate::sync::Weak;
@@ -33,7 +34,7 @@ use crate::{CancelToken, RunOwned};
 /// - [`soft`](Self::soft) is triggered by the first [`request`](Self::request): stop accepting
 ///   new work (close listeners, stop taking jobs). Its reason is the request's.
 /// - [`hard`](Self::hard) is triggered when the grace period after that request elapses, with
-///   [`ReasonKind::Timeout`] and a message naming the period (`"grace period of 2s elapsed"`),
+///   [`ReasonKind::Timeout`](crate::ReasonKind::Timeout) and a message naming the period (`"grace period of 2s elapsed"`),
 ///   or at once by a second request or by [`force`](Self::force): cancel what is still running.
 /// - [`tracker`](Self::tracker) counts what is running; the request closes it.
 ///
@@ -76,102 +77,6 @@ use crate::{CancelToken, RunOwned};
 #[derive(Clone)]
 pub struct Shutdown {
     inner: Arc<Inner>,
-}
-
-pub(super) struct Inner {
-    soft: CancelToken,
-    hard: CancelToken,
-    tracker: TaskTracker,
-    grace: Duration,
-    /// Fires at the end of the grace period, and forces the shutdown.
-    grace_timer: CancelToken,
-    /// The reason of the first request; set before anything else of the request happens.
-    requested: OnceLock<Reason>,
-    /// Set by the first `begin`, which does the rest only once.
-    begun: OnceLock<()>,
-    /// When the grace period ends (`None` inside: a grace too long to represent).
-    grace_ends: OnceLock<Option<Instant>>,
-    /// When the shutdown began (first request or force), and how many tasks ran then.
-    started: OnceLock<(Instant, usize)>,
-    /// Tasks tracked just before this shutdown triggered the hard token.
-    forced_with: OnceLock<usize>,
-    report: OnceLock<ShutdownReport>,
-    /// Triggered once the report is set.
-    done: CancelToken,
-}
-
-impl Inner {
-    pub(super) fn report(&self) -> Option<ShutdownReport> {
-        self.report.get().cloned()
-    }
-
-    fn start(&self) -> (Instant, usize) {
-        *self
-            .started
-            .get_or_init(|| (Instant::now(), self.tracker.len()))
-    }
-
-    /// Begins the shutdown, once: closes the tracker, watches it drain and starts the grace
-    /// period. Called by the first request *before* it triggers the soft token (whose
-    /// callbacks are the user's, and may block or panic), and by the soft token's own first
-    /// callback, for a soft token triggered some other way.
-    fn begin(self: &Arc<Self>) {
-        if self.begun.set(()).is_err() {
-            return;
-        }
-        self.start();
-        self.tracker.close();
-        let weak = Arc::downgrade(self);
-        // Runs at once if the tracker is empty already.
-        self.tracker
-            .event()
-            .on_cancel(move |_| {
-                let Some(inner) = weak.upgrade() else {
-                    return;
-                };
-                // Tasks leaving because they were cancelled are the hard token's outcome.
-                if !inner.hard.is_triggered() {
-                    inner.decide(ShutdownOutcome::Drained, None, 0);
-                }
-            })
-            .detach();
-        if self.hard.is_triggered() {
-            return;
-        }
-        let _ = self.grace_ends.set(Instant::now().checked_add(self.grace));
-        let message = format!("grace period of {:?} elapsed", self.grace);
-        self.grace_timer.trigger_after_with(
-            self.grace,
-            Reason::with_message(ReasonKind::Timeout, message),
-        );
-    }
-
-    fn force(&self, reason: Reason) -> bool {
-        self.start();
-        self.tracker.close();
-        let _ = self.forced_with.set(self.tracker.len());
-        self.hard.trigger_with(reason)
-    }
-
-    fn decide(&self, outcome: ShutdownOutcome, forced_by: Option<&Reason>, remaining: usize) {
-        let (started, in_flight) = self.start();
-        let report = ShutdownReport {
-            outcome,
-            reason: self
-                .requested
-                .get()
-                .cloned()
-                .or_else(|| self.soft.reason())
-                .unwrap_or(Reason::new(ReasonKind::Manual)),
-            forced_by: forced_by.cloned(),
-            in_flight,
-            remaining,
-            elapsed: started.elapsed(),
-        };
-        if self.report.set(report).is_ok() {
-            self.done.trigger();
-        }
-    }
 }
 
 impl Shutdown {

@@ -3,6 +3,7 @@
 //! Signals that request a shutdown are the `signal` module's (feature `signal`).
 
 mod graceful;
+mod phases;
 mod report;
 #[cfg(feature = "signal")]
 mod signals;

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::graceful::Inner;
+use super::phases::Inner;
 use crate::reason::Reason;
 use crate::sync::Arc;
 use crate::WaitOwned;
