@@ -5,6 +5,8 @@
 //! 304) leave the token alone too.
 #![cfg(all(feature = "http", feature = "http-body", feature = "tower"))]
 
+mod support_http;
+mod support_server;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -19,8 +21,6 @@ use tokio::sync::mpsc;
 async fn serve() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<CancelToken>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let server = CancelToken::named("server");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let service =
         hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
             let tx = tx.clone();
@@ -57,20 +57,7 @@ async fn serve() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<CancelToken>)
                 Ok::<_, Infallible>(response)
             })
         });
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, rx)
+    (support_server::serve_hyper(service).await, rx)
 }
 
 async fn check(method: reqwest::Method, path: &str) -> Option<cancel_token::Reason> {
