@@ -40,7 +40,11 @@ use crate::{CancelToken, Reason, ReasonKind};
 pub struct DeadlineHeaders {
     grpc: Option<HeaderName>,
     millis: Option<HeaderName>,
+    margin: Duration,
 }
+
+/// The time [`DeadlineHeaders::new`] allows a request to reach its callee.
+const MARGIN: Duration = Duration::from_millis(5);
 
 impl Default for DeadlineHeaders {
     fn default() -> Self {
@@ -49,7 +53,8 @@ impl Default for DeadlineHeaders {
 }
 
 impl DeadlineHeaders {
-    /// Both headers, with their usual names: `grpc-timeout` and `connect-timeout-ms`.
+    /// Both headers, with their usual names: `grpc-timeout` and `connect-timeout-ms`, and a
+    /// [`margin`](Self::margin) of 5 ms.
     ///
     /// # Examples
     ///
@@ -64,7 +69,68 @@ impl DeadlineHeaders {
         DeadlineHeaders {
             grpc: Some(HeaderName::from_static("grpc-timeout")),
             millis: Some(HeaderName::from_static("connect-timeout-ms")),
+            margin: MARGIN,
         }
+    }
+
+    /// The time allowed for a request to reach its callee, taken off the time left before a
+    /// token's deadline when it is written (5 ms unless set).
+    ///
+    /// The callee counts its timeout from when it reads the request, so without a margin it
+    /// would end later than the caller by the time the request took to get there (connecting,
+    /// writing, scheduling). With it, the callee's deadline is no later than the caller's as
+    /// long as the request arrives within the margin; across a slow network, raise it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::http::DeadlineHeaders;
+    /// use cancel_token::CancelToken;
+    ///
+    /// let headers = DeadlineHeaders::new().margin(Duration::from_millis(50));
+    /// assert_eq!(headers.margin_value(), Duration::from_millis(50));
+    /// let token = CancelToken::with_timeout(Duration::from_secs(1));
+    /// assert!(headers.remaining(&token).unwrap() <= Duration::from_millis(950));
+    /// ```
+    pub fn margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// The [`margin`](Self::margin).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::http::DeadlineHeaders;
+    ///
+    /// assert_eq!(DeadlineHeaders::new().margin_value(), Duration::from_millis(5));
+    /// ```
+    pub fn margin_value(&self) -> Duration {
+        self.margin
+    }
+
+    /// The timeout to send for `token` now: the time left before its deadline less the
+    /// [`margin`](Self::margin), zero if that has passed; `None` if it has no deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::http::DeadlineHeaders;
+    /// use cancel_token::CancelToken;
+    ///
+    /// let headers = DeadlineHeaders::new();
+    /// let token = CancelToken::with_timeout(Duration::from_millis(3));
+    /// assert_eq!(headers.remaining(&token), Some(Duration::ZERO), "less than the margin left");
+    /// assert_eq!(headers.remaining(&CancelToken::new()), None);
+    /// ```
+    pub fn remaining(&self, token: &CancelToken) -> Option<Duration> {
+        let deadline = token.deadline()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        Some(left.saturating_sub(self.margin))
     }
 
     /// Names the header in `grpc-timeout` format (digits and a unit), or, with `None`, does
@@ -126,8 +192,9 @@ impl DeadlineHeaders {
         self.millis.as_ref()
     }
 
-    /// Writes the time left before `token`'s deadline into `headers` and returns it; a token
-    /// with no deadline writes nothing and returns `None`.
+    /// Writes the time left before `token`'s deadline, less the [`margin`](Self::margin),
+    /// into `headers` and returns it; a token with no deadline writes nothing and returns
+    /// `None`.
     ///
     /// The time is measured now and rounded down, so call this as late as possible: when the
     /// request is built (a [`send`](super::send) closure runs at the first poll) or sent
@@ -152,13 +219,12 @@ impl DeadlineHeaders {
     /// assert_eq!(DeadlineHeaders::new().insert(&CancelToken::new(), request.headers_mut()), None);
     /// ```
     pub fn insert(&self, token: &CancelToken, headers: &mut HeaderMap) -> Option<Duration> {
-        let deadline = token.deadline()?;
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = self.remaining(token)?;
         Some(self.insert_timeout(left, headers))
     }
 
-    /// Writes `timeout` into `headers`, unless a header already there asks for less; returns
-    /// the timeout the headers now carry.
+    /// Writes `timeout` into `headers` as it is (no margin is taken off), unless a header
+    /// already there asks for less; returns the timeout the headers now carry.
     ///
     /// # Examples
     ///
@@ -236,29 +302,51 @@ impl DeadlineHeaders {
     /// assert_eq!(err.header(), "connect-timeout-ms");
     /// ```
     pub fn read(&self, headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
-        let grpc = read_one(headers, self.grpc.as_ref(), parse_grpc_timeout)?;
-        let millis = read_one(headers, self.millis.as_ref(), parse_timeout_ms)?;
-        Ok(match (grpc, millis) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        })
+        let mut shortest: Option<Duration> = None;
+        for reading in self.readings(headers) {
+            let timeout = reading?;
+            shortest = Some(shortest.map_or(timeout, |before| before.min(timeout)));
+        }
+        Ok(shortest)
+    }
+
+    /// The shortest timeout of the configured headers that can be read, skipping the others.
+    fn read_valid(&self, headers: &HeaderMap) -> Option<Duration> {
+        self.readings(headers).filter_map(Result::ok).min()
+    }
+
+    /// One reading per configured header present in `headers`.
+    fn readings<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> impl Iterator<Item = Result<Duration, HeaderError>> + 'a {
+        let grpc = self
+            .grpc
+            .as_ref()
+            .map(|name| (name, parse_grpc_timeout as Parse));
+        let millis = self
+            .millis
+            .as_ref()
+            .map(|name| (name, parse_timeout_ms as Parse));
+        grpc.into_iter()
+            .chain(millis)
+            .filter_map(|(name, parse)| read_one(headers, name, parse))
     }
 }
 
+type Parse = fn(&HeaderValue) -> Result<Duration, HeaderError>;
+
 fn read_one(
     headers: &HeaderMap,
-    name: Option<&HeaderName>,
-    parse: fn(&HeaderValue) -> Result<Duration, HeaderError>,
-) -> Result<Option<Duration>, HeaderError> {
-    let Some(name) = name else { return Ok(None) };
+    name: &HeaderName,
+    parse: Parse,
+) -> Option<Result<Duration, HeaderError>> {
     let mut values = headers.get_all(name).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if let Some(second) = values.next() {
-        return Err(HeaderError::repeated(name, second));
-    }
-    parse(value).map(Some).map_err(|err| err.named(name))
+    let value = values.next()?;
+    Some(match values.next() {
+        Some(second) => Err(HeaderError::repeated(name, second)),
+        None => parse(value).map_err(|err| err.named(name)),
+    })
 }
 
 /// What a server does with a deadline header it cannot read.
@@ -267,8 +355,8 @@ pub enum OnInvalid {
     /// The request is refused: [`DeadlinePolicy::apply`] returns the [`HeaderError`], which a
     /// handler answers with `400 Bad Request` ([`HeaderError::status`]).
     Reject,
-    /// The header is ignored, as if it were absent: the request runs under the server's cap
-    /// only.
+    /// The header is ignored, as if it were absent: the request runs under the other
+    /// header, if it can be read, and the server's cap.
     Ignore,
 }
 
@@ -454,15 +542,15 @@ impl DeadlinePolicy {
     /// assert_eq!(policy.timeout(&headers), Ok(Some(Duration::from_millis(250))));
     /// ```
     pub fn timeout(&self, headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
-        self.limit(headers).map(|limit| limit.map(|(timeout, _)| timeout))
+        self.limit(headers)
+            .map(|limit| limit.map(|(timeout, _)| timeout))
     }
 
     /// The timeout and which limit it is, or the error to reject with.
     fn limit(&self, headers: &HeaderMap) -> Result<Option<(Duration, Limit)>, HeaderError> {
-        let asked = match (self.headers.read(headers), self.on_invalid) {
-            (Ok(asked), _) => asked,
-            (Err(_), OnInvalid::Ignore) => None,
-            (Err(err), OnInvalid::Reject) => return Err(err),
+        let asked = match self.on_invalid {
+            OnInvalid::Reject => self.headers.read(headers)?,
+            OnInvalid::Ignore => self.headers.read_valid(headers),
         };
         Ok(match (asked, self.max) {
             (Some(asked), Some(max)) if max < asked => Some((max, Limit::Cap)),
