@@ -266,3 +266,48 @@ async fn raw_get(addr: SocketAddr, header_lines: &[u8]) -> (u16, String) {
     })
     .await
 }
+
+/// A plain hyper server: the handler that `scope_response` runs applies the policy itself.
+#[tokio::test]
+async fn a_hyper_handler_applies_the_policy_in_its_scope() {
+    let server = CancelToken::named("server");
+    let policy = DeadlinePolicy::new().max(CAP);
+    let (tx, mut tokens) = mpsc::unbounded_channel();
+    let service =
+        hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let (tx, policy) = (tx.clone(), policy.clone());
+            cancel_token::http::scope_response(&server, move |token| async move {
+                tx.send(token.clone()).unwrap();
+                let (status, text) = match policy.apply(request.headers(), &token) {
+                    Err(err) => (err.status(), err.to_string()),
+                    Ok(_) => {
+                        token.wait().await;
+                        (
+                            StatusCode::GATEWAY_TIMEOUT,
+                            token.reason().unwrap().to_string(),
+                        )
+                    }
+                };
+                let mut response =
+                    http::Response::new(http_body_util::Full::new(bytes::Bytes::from(text)));
+                *response.status_mut() = status;
+                Ok::<_, std::convert::Infallible>(response)
+            })
+        });
+    let addr = support_server::serve_hyper(service).await;
+
+    let (status, body) = raw_get(addr, b"connect-timeout-ms: 50\r\n").await;
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        body.contains("the caller's deadline of 50ms elapsed"),
+        "{body}"
+    );
+    assert_eq!(
+        next_token(&mut tokens).await.reason().unwrap().kind(),
+        ReasonKind::Timeout
+    );
+
+    let (status, body) = raw_get(addr, b"connect-timeout-ms: 0x10\r\n").await;
+    assert_eq!(status, 400, "{body}");
+    next_token(&mut tokens).await;
+}
