@@ -95,9 +95,11 @@ fn parse_grpc(bytes: &[u8]) -> Result<Duration, HeaderErrorKind> {
     };
     let count = parse_digits(digits, GRPC_DIGITS)?;
     let nanos = u128::from(count) * length;
-    // At most 99,999,999 hours: far below `Duration::MAX`.
-    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| HeaderErrorKind::OutOfRange)?;
-    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
+    // At most 99,999,999 hours, about 3.6e11 seconds: the casts cannot truncate.
+    Ok(Duration::new(
+        (nanos / 1_000_000_000) as u64,
+        (nanos % 1_000_000_000) as u32,
+    ))
 }
 
 /// Encodes `timeout` as a whole number of milliseconds, rounded down (as
@@ -202,8 +204,6 @@ pub enum HeaderErrorKind {
     /// The number has more digits than the format allows (8 for `grpc-timeout`, 10 for
     /// milliseconds).
     TooManyDigits,
-    /// The timeout cannot be represented as a deadline on this machine's clock.
-    OutOfRange,
     /// The header appears more than once, so which value holds is ambiguous.
     Repeated,
 }
@@ -219,7 +219,6 @@ impl HeaderErrorKind {
             HeaderErrorKind::MissingNumber => "the number is missing",
             HeaderErrorKind::NotADigit => "the number has a character that is not a digit",
             HeaderErrorKind::TooManyDigits => "the number has too many digits",
-            HeaderErrorKind::OutOfRange => "the deadline is out of range",
             HeaderErrorKind::Repeated => "the header appears more than once",
         }
     }
