@@ -454,7 +454,8 @@ impl DeadlinePolicy {
     /// assert_eq!(policy.timeout(&headers), Ok(Some(Duration::from_millis(250))));
     /// ```
     pub fn timeout(&self, headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
-        self.limit(headers).map(|limit| limit.map(|(timeout, _)| timeout))
+        self.limit(headers)
+            .map(|limit| limit.map(|(timeout, _)| timeout))
     }
 
     /// The timeout and which limit it is, or the error to reject with.

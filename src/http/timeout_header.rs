@@ -420,9 +420,18 @@ mod tests {
             assert!(back <= timeout, "{timeout:?} came back as {back:?}");
         }
         // The finest unit that fits: nothing coarser than needed is lost.
-        assert_eq!(encode_grpc_timeout(Duration::from_nanos(99_999_999)), "99999999n");
-        assert_eq!(encode_grpc_timeout(Duration::from_nanos(100_000_001)), "100000u");
-        assert_eq!(encode_grpc_timeout(Duration::from_secs(100_000_000)), "1666666M");
+        assert_eq!(
+            encode_grpc_timeout(Duration::from_nanos(99_999_999)),
+            "99999999n"
+        );
+        assert_eq!(
+            encode_grpc_timeout(Duration::from_nanos(100_000_001)),
+            "100000u"
+        );
+        assert_eq!(
+            encode_grpc_timeout(Duration::from_secs(100_000_000)),
+            "1666666M"
+        );
     }
 
     #[test]
