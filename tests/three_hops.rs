@@ -21,7 +21,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The example kills itself after 10 s of waiting; this only turns a hang into a failure.
+/// The example gives up on a scenario after 10 s; this only turns a hang into a failure.
 const HARD_LIMIT: Duration = Duration::from_secs(30);
 
 /// How far apart the edge's and the leaf's tokens may trigger.
