@@ -38,7 +38,7 @@
 //! token has triggered, one machine-readable line per hop, in the order edge, middle, leaf:
 //!
 //! ```text
-//! event scenario=deadline hop=leaf triggered_ms=409.93 deadline_ms=409.52 kind=Timeout reason="the caller's deadline of 399ms elapsed"
+//! event scenario=deadline hop=leaf triggered_ms=403.84 deadline_ms=403.22 kind=Timeout reason="the caller's deadline of 398ms elapsed"
 //! ```
 //!
 //! `triggered_ms` is when the hop's request token triggered (when a callback on it ran, on the
