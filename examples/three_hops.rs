@@ -52,8 +52,6 @@
 use std::future::IntoFuture;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -130,7 +128,7 @@ impl Hop {
     /// Reports the request's token when it triggers.
     ///
     /// A callback rather than a task awaiting the token: it runs on the thread that triggers
-    /// the token, so the time is exact. Detached, because the handler's future may be dropped
+    /// the token, so the time is not that of whenever a task got to run. Detached, because the handler's future may be dropped
     /// (that is how its token fires when the caller leaves) and the callback must outlive it.
     fn watch(&self, token: &CancelToken) {
         let deadline = token.deadline();
@@ -231,19 +229,18 @@ async fn call_next(State(hop): State<Hop>, Extension(token): Extension<CancelTok
 async fn work(State(hop): State<Hop>, Extension(token): Extension<CancelToken>) -> Response {
     hop.watch(&token);
     hop.say(format_args!("working: up to {STEPS} steps of {STEP:?}"));
-    let steps = Arc::new(AtomicU32::new(0));
     let job = {
-        let (hop, token, steps) = (hop.clone(), token.clone(), steps.clone());
+        let (hop, token) = (hop.clone(), token.clone());
         async move {
+            let mut done = 0;
             let work = async {
                 for _ in 0..STEPS {
                     tokio::time::sleep(STEP).await;
-                    steps.fetch_add(1, Ordering::Relaxed);
+                    done += 1;
                 }
             };
             let outcome = token.run(work).await;
             if let Err(cancelled) = &outcome {
-                let done = steps.load(Ordering::Relaxed);
                 hop.say(format_args!(
                     "work stopped after {done} of {STEPS} steps: {cancelled}"
                 ));
