@@ -118,6 +118,7 @@ mod guard;
 pub mod http;
 mod link;
 mod node;
+mod operation;
 mod reason;
 mod registrations;
 mod registry;
@@ -176,6 +177,11 @@ struct MigratingDoctests;
 pub use callback::CallbackGuard;
 pub use error::{Cancelled, TimedOut, WaitError};
 pub use guard::{DropGuard, DropGuardRef};
+pub use operation::{
+    Filter, Operation, OperationEvent, OperationId, OperationRegistry, OperationRun,
+    OperationRunOwned, OperationSnapshot, OperationStatus, ParseOperationIdError, Progress,
+    StatusCounts, StatusKind, Subscription, TrackStream, TrackStreamOwned,
+};
 pub use reason::{Reason, ReasonKind};
 pub use registry::{CancelRegistry, Registration};
 pub use run::{
