@@ -2,32 +2,35 @@
 //! opt-in [`OperationRegistry`] that lists them, cancels them by id or by subtree, keeps a
 //! bounded history of finished ones, and streams their changes to subscribers.
 //!
-//! The module owns the [`Operation`] handle (`operation.rs`) and its shared state
+//! The module owns the [`Operation`] handle (`op.rs`) and its shared state
 //! (`state.rs`: the progress atomics, the first-finish-wins status), the adapters that finish
-//! an operation with its work (`run.rs`) or count a stream's items (`stream.rs`), the registry
-//! (`registry.rs`) and its subscriptions (`subscribe.rs`). Progress updates are atomics; the
+//! an operation with its work (`adapt.rs`, `run.rs`) or count a stream's items (`stream.rs`), the registry
+//! (`registry.rs`, its state and locking in `table.rs`, `filter.rs`) and its subscriptions (`subscribe.rs`). Progress updates are atomics; the
 //! only lock they may take is the subscribers' one, and only when someone subscribed and no
 //! update of this operation is already waiting for them.
 
-mod operation;
+mod adapt;
+mod filter;
+mod op;
 mod registry;
 mod run;
 mod state;
 mod status;
 mod stream;
 mod subscribe;
+mod table;
 
 use std::error::Error;
 use std::fmt;
 use std::str::FromStr;
 
-pub use operation::Operation;
-pub use registry::{Filter, OperationRegistry, StatusCounts};
+pub use filter::{Filter, StatusCounts};
+pub use op::Operation;
+pub use registry::OperationRegistry;
 pub use run::{OperationRun, OperationRunOwned};
 pub use status::{OperationSnapshot, OperationStatus, Progress, StatusKind};
 pub use stream::{TrackStream, TrackStreamOwned};
 pub use subscribe::{OperationEvent, Subscription};
-
 
 /// The process-wide counter ids come from. A std atomic even under loom: ids only need to be
 /// distinct, which is not what the models check, and a loom atomic cannot be a static.

@@ -1,25 +1,14 @@
-//! [`OperationRegistry`]: the live operations, a bounded history of finished ones, counts, and
-//! the subscribers to their changes.
-//!
-//! Two locks, never held together with user code: the table (live set, history, counts) and
-//! the subscribers' list (taken, with each subscriber's queue inside it, to publish an event).
-//! Tokens are triggered, and operation states and evicted snapshots dropped, after the table's
-//! lock is released; wakers are woken after both are released.
-//!
-//! The live set also keeps the operation tree for [`cancel_tree`](OperationRegistry::cancel_tree):
-//! each entry's live parent and live children. When an operation finishes, its children move
-//! up to its own live parent, so a grandchild stays reachable from its grandparent after the
-//! operation between them finished.
+//! [`OperationRegistry`]: the public face of a set of operations: start, look up, list,
+//! cancel, history, counts and subscriptions. The state and its locking live in `table.rs`.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
-use super::state::State;
-use super::subscribe::{Subscribers, Subscription};
-use super::{Operation, OperationEvent, OperationId, OperationSnapshot, StatusKind};
+use super::subscribe::Subscription;
+use super::table::Shared;
+use super::{Filter, Operation, OperationId, OperationSnapshot, StatusCounts, StatusKind};
 use crate::reason::Reason;
-use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, Ordering};
 use crate::CancelToken;
 
 /// The history bound of [`OperationRegistry::new`].
@@ -77,123 +66,6 @@ pub struct OperationRegistry {
     shared: Arc<Shared>,
 }
 
-pub(super) struct Shared {
-    /// How many subscriptions are open: the one thing a progress update reads.
-    pub(super) watched: AtomicUsize,
-    table: Mutex<Table>,
-    pub(super) subscribers: Mutex<Subscribers>,
-}
-
-struct Table {
-    live: BTreeMap<OperationId, Entry>,
-    history: VecDeque<OperationSnapshot>,
-    limit: usize,
-    completed: u64,
-    failed: u64,
-    cancelled: u64,
-}
-
-struct Entry {
-    state: Arc<State>,
-    /// The nearest live ancestor.
-    up: Option<OperationId>,
-    /// The live operations whose nearest live ancestor this is.
-    down: BTreeSet<OperationId>,
-}
-
-impl Table {
-    /// Unlinks `id` from the live set and the tree; its children move up to its parent.
-    fn unlink(&mut self, id: OperationId) -> Option<Arc<State>> {
-        let entry = self.live.remove(&id)?;
-        if let Some(up) = entry.up.and_then(|up| self.live.get_mut(&up)) {
-            up.down.remove(&id);
-            up.down.extend(entry.down.iter().copied());
-        }
-        for child in &entry.down {
-            if let Some(child) = self.live.get_mut(child) {
-                child.up = entry.up;
-            }
-        }
-        Some(entry.state)
-    }
-
-    /// `root` and its live descendants, root first.
-    fn subtree(&self, root: OperationId) -> Vec<CancelToken> {
-        let mut tokens = Vec::new();
-        let mut pending = vec![root];
-        while let Some(id) = pending.pop() {
-            if let Some(entry) = self.live.get(&id) {
-                tokens.push(entry.state.token.clone());
-                pending.extend(entry.down.iter().copied());
-            }
-        }
-        tokens
-    }
-}
-
-impl Shared {
-    /// Enters a new operation in the live set and tells the subscribers.
-    pub(super) fn start(
-        self: &Arc<Shared>,
-        name: Cow<'static, str>,
-        parent: Option<OperationId>,
-        token: CancelToken,
-    ) -> Arc<State> {
-        let state = Arc::new(State::new(name, parent, token, Some(Arc::clone(self))));
-        {
-            let mut table = lock(&self.table);
-            let up = parent.filter(|parent| table.live.contains_key(parent));
-            if let Some(entry) = up.and_then(|up| table.live.get_mut(&up)) {
-                entry.down.insert(state.id);
-            }
-            table.live.insert(
-                state.id,
-                Entry {
-                    state: Arc::clone(&state),
-                    up,
-                    down: BTreeSet::new(),
-                },
-            );
-        }
-        self.publish(|| OperationEvent::Started(state.snapshot()));
-        state
-    }
-
-    /// Moves a finished operation from the live set to the history, and tells the
-    /// subscribers. Called once per operation, by the call that set its final status.
-    pub(super) fn finished(&self, state: &Arc<State>) {
-        let snapshot = state.snapshot();
-        let (removed, evicted) = {
-            let mut table = lock(&self.table);
-            let removed = table.unlink(state.id);
-            match snapshot.status {
-                StatusKind::Completed => table.completed += 1,
-                StatusKind::Failed => table.failed += 1,
-                _ => table.cancelled += 1,
-            }
-            table.history.push_back(snapshot.clone());
-            let excess = table.history.len().saturating_sub(table.limit);
-            let evicted: Vec<_> = table.history.drain(..excess).collect();
-            (removed, evicted)
-        };
-        // The state holds the token, whose last handle may drop user callbacks: not under the
-        // lock.
-        drop(removed);
-        drop(evicted);
-        self.publish(|| OperationEvent::Finished(snapshot));
-    }
-
-    fn live_states(&self, mut keep: impl FnMut(&State) -> bool) -> Vec<Arc<State>> {
-        let table = lock(&self.table);
-        table
-            .live
-            .values()
-            .filter(|entry| keep(&entry.state))
-            .map(|entry| Arc::clone(&entry.state))
-            .collect()
-    }
-}
-
 impl OperationRegistry {
     /// An empty registry that keeps the last 100 finished operations in its history.
     ///
@@ -227,18 +99,7 @@ impl OperationRegistry {
     /// ```
     pub fn with_history(limit: usize) -> OperationRegistry {
         OperationRegistry {
-            shared: Arc::new(Shared {
-                watched: AtomicUsize::new(0),
-                table: Mutex::new(Table {
-                    live: BTreeMap::new(),
-                    history: VecDeque::new(),
-                    limit,
-                    completed: 0,
-                    failed: 0,
-                    cancelled: 0,
-                }),
-                subscribers: Mutex::new(Subscribers::default()),
-            }),
+            shared: Arc::new(Shared::new(limit)),
         }
     }
 
@@ -286,7 +147,9 @@ impl OperationRegistry {
     /// assert!(registry.get(id).is_none());
     /// ```
     pub fn get(&self, id: OperationId) -> Option<Operation> {
-        let state = lock(&self.shared.table)
+        let state = self
+            .shared
+            .table()
             .live
             .get(&id)
             .map(|entry| Arc::clone(&entry.state))?;
@@ -314,7 +177,7 @@ impl OperationRegistry {
     /// ```
     pub fn snapshot(&self, id: OperationId) -> Option<OperationSnapshot> {
         let live = {
-            let table = lock(&self.shared.table);
+            let table = self.shared.table();
             match table.live.get(&id) {
                 Some(entry) => Arc::clone(&entry.state),
                 None => {
@@ -353,7 +216,9 @@ impl OperationRegistry {
     /// assert_eq!(failed[0].message.as_deref(), Some("disk full"));
     /// ```
     pub fn list(&self, filter: &Filter) -> Vec<OperationSnapshot> {
-        let live = self.shared.live_states(|state| filter.selects(state.parent, &state.name));
+        let live = self
+            .shared
+            .live_states(|state| filter.selects(state.parent, &state.name));
         let mut snapshots: Vec<OperationSnapshot> = live
             .iter()
             .map(|state| state.snapshot())
@@ -361,7 +226,7 @@ impl OperationRegistry {
             .collect();
         drop(live);
         if filter.status.is_some_and(StatusKind::is_finished) {
-            let table = lock(&self.shared.table);
+            let table = self.shared.table();
             snapshots.extend(
                 table
                     .history
@@ -406,7 +271,9 @@ impl OperationRegistry {
     /// assert_eq!(op.status(), OperationStatus::Running, "until its work stops");
     /// ```
     pub fn cancel(&self, id: OperationId, reason: impl Into<Reason>) -> bool {
-        let token = lock(&self.shared.table)
+        let token = self
+            .shared
+            .table()
             .live
             .get(&id)
             .map(|entry| entry.state.token.clone());
@@ -443,7 +310,7 @@ impl OperationRegistry {
     /// assert!(!other.token().is_triggered());
     /// ```
     pub fn cancel_tree(&self, id: OperationId, reason: impl Into<Reason>) -> usize {
-        let tokens = lock(&self.shared.table).subtree(id);
+        let tokens = self.shared.table().subtree(id);
         trigger_all(tokens, reason.into())
     }
 
@@ -467,7 +334,9 @@ impl OperationRegistry {
     /// assert!(a.token().is_triggered() && b.token().is_triggered());
     /// ```
     pub fn cancel_all(&self, reason: impl Into<Reason>) -> usize {
-        let tokens = lock(&self.shared.table)
+        let tokens = self
+            .shared
+            .table()
             .live
             .values()
             .map(|entry| entry.state.token.clone())
@@ -491,7 +360,7 @@ impl OperationRegistry {
     /// assert_eq!(history[1].status, StatusKind::Failed);
     /// ```
     pub fn history(&self) -> Vec<OperationSnapshot> {
-        lock(&self.shared.table).history.iter().cloned().collect()
+        self.shared.table().history.iter().cloned().collect()
     }
 
     /// How many finished operations the history keeps.
@@ -504,7 +373,7 @@ impl OperationRegistry {
     /// assert_eq!(OperationRegistry::with_history(5).history_limit(), 5);
     /// ```
     pub fn history_limit(&self) -> usize {
-        lock(&self.shared.table).limit
+        self.shared.table().limit
     }
 
     /// The operations by status: `running` counts the live ones; the others count every
@@ -528,7 +397,7 @@ impl OperationRegistry {
     /// assert_eq!(registry.history().len(), 1);
     /// ```
     pub fn counts(&self) -> StatusCounts {
-        let table = lock(&self.shared.table);
+        let table = self.shared.table();
         StatusCounts {
             running: table.live.len() as u64,
             completed: table.completed,
@@ -551,7 +420,7 @@ impl OperationRegistry {
     /// assert_eq!(registry.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
-        lock(&self.shared.table).live.len()
+        self.shared.table().live.len()
     }
 
     /// Whether no operation is running.
@@ -641,12 +510,15 @@ impl Default for OperationRegistry {
 
 impl fmt::Debug for OperationRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let table = lock(&self.shared.table);
+        let table = self.shared.table();
         f.debug_struct("OperationRegistry")
             .field("running", &table.live.len())
             .field("history", &table.history.len())
             .field("history_limit", &table.limit)
-            .field("subscriptions", &self.shared.watched.load(Ordering::Relaxed))
+            .field(
+                "subscriptions",
+                &self.shared.watched.load(Ordering::Relaxed),
+            )
             .finish()
     }
 }
@@ -672,164 +544,4 @@ fn trigger_all(tokens: Vec<CancelToken>, reason: Reason) -> usize {
         std::panic::resume_unwind(payload);
     }
     fresh
-}
-
-/// Which operations [`OperationRegistry::list`] returns: every condition set must hold.
-///
-/// # Examples
-///
-/// ```
-/// use cancel_token::{Filter, OperationId, StatusKind};
-///
-/// let filter = Filter::new()
-///     .status(StatusKind::Running)
-///     .name("upload")
-///     .parent(OperationId::from_u64(1));
-/// assert_eq!(format!("{filter:?}"), r#"Filter { status: Some(Running), name: Some("upload"), parent: Some(OperationId(1)) }"#);
-/// ```
-#[derive(Clone, Default)]
-pub struct Filter {
-    status: Option<StatusKind>,
-    name: Option<Cow<'static, str>>,
-    parent: Option<OperationId>,
-}
-
-impl Filter {
-    /// Selects the live operations (any status they have at the moment).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_token::{CancelToken, Filter, OperationRegistry};
-    ///
-    /// let registry = OperationRegistry::new();
-    /// let _op = registry.start("job", &CancelToken::new());
-    /// assert_eq!(registry.list(&Filter::new()).len(), 1);
-    /// ```
-    pub fn new() -> Filter {
-        Filter::default()
-    }
-
-    /// Only operations with this status; a finished status selects from the history too.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_token::{CancelToken, Filter, OperationRegistry, StatusKind};
-    ///
-    /// let registry = OperationRegistry::new();
-    /// registry.start("job", &CancelToken::new()).complete();
-    /// assert_eq!(registry.list(&Filter::new().status(StatusKind::Completed)).len(), 1);
-    /// assert!(registry.list(&Filter::new().status(StatusKind::Running)).is_empty());
-    /// ```
-    pub fn status(mut self, status: StatusKind) -> Filter {
-        self.status = Some(status);
-        self
-    }
-
-    /// Only operations with exactly this name.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_token::{CancelToken, Filter, OperationRegistry};
-    ///
-    /// let registry = OperationRegistry::new();
-    /// let _a = registry.start("a", &CancelToken::new());
-    /// let _b = registry.start("b", &CancelToken::new());
-    /// assert_eq!(registry.list(&Filter::new().name("b"))[0].name, "b");
-    /// ```
-    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Filter {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Only the direct children of operation `parent`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_token::{CancelToken, Filter, OperationRegistry};
-    ///
-    /// let registry = OperationRegistry::new();
-    /// let parent = registry.start("parent", &CancelToken::new());
-    /// let child = parent.child("child");
-    /// let _grandchild = child.child("grandchild");
-    /// let children = registry.list(&Filter::new().parent(parent.id()));
-    /// assert_eq!(children.len(), 1);
-    /// assert_eq!(children[0].id, child.id());
-    /// ```
-    pub fn parent(mut self, parent: OperationId) -> Filter {
-        self.parent = Some(parent);
-        self
-    }
-
-    fn selects(&self, parent: Option<OperationId>, name: &str) -> bool {
-        self.parent.is_none_or(|wanted| parent == Some(wanted))
-            && self.name.as_deref().is_none_or(|wanted| wanted == name)
-    }
-}
-
-impl fmt::Debug for Filter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Filter")
-            .field("status", &self.status)
-            .field("name", &self.name.as_deref())
-            .field("parent", &self.parent)
-            .finish()
-    }
-}
-
-/// How many operations of a registry are in each status, from
-/// [`OperationRegistry::counts`].
-///
-/// `running` is the live set now; the finished counts are totals since the registry was made.
-///
-/// # Examples
-///
-/// ```
-/// use cancel_token::{CancelToken, OperationRegistry};
-///
-/// let registry = OperationRegistry::new();
-/// registry.start("job", &CancelToken::new()).fail("no space left");
-/// let counts = registry.counts();
-/// assert_eq!(counts.failed, 1);
-/// assert_eq!(format!("{counts:?}"), "StatusCounts { running: 0, completed: 0, failed: 1, cancelled: 0 }");
-/// ```
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatusCounts {
-    /// Operations running now.
-    pub running: u64,
-    /// Operations that completed, in all.
-    pub completed: u64,
-    /// Operations that failed, in all.
-    pub failed: u64,
-    /// Operations that were cancelled, in all.
-    pub cancelled: u64,
-}
-
-impl StatusCounts {
-    /// Every operation started in the registry: running plus finished.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_token::StatusCounts;
-    ///
-    /// assert_eq!(StatusCounts::default().total(), 0);
-    /// ```
-    pub fn total(&self) -> u64 {
-        self.running + self.completed + self.failed + self.cancelled
-    }
-}
-
-impl fmt::Debug for StatusCounts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StatusCounts")
-            .field("running", &self.running)
-            .field("completed", &self.completed)
-            .field("failed", &self.failed)
-            .field("cancelled", &self.cancelled)
-            .finish()
-    }
 }

@@ -17,11 +17,7 @@ use crate::run::{Run, RunOwned};
 
 /// Finishes `op` with a run's outcome: completed, failed with `failure`'s message, or
 /// cancelled with the token's reason.
-fn finish<O>(
-    op: &Operation,
-    outcome: &Result<O, Cancelled>,
-    failure: fn(&O) -> Option<String>,
-) {
+fn finish<O>(op: &Operation, outcome: &Result<O, Cancelled>, failure: fn(&O) -> Option<String>) {
     match outcome {
         Ok(output) => op.finish_with(failure(output)),
         Err(cancelled) => {

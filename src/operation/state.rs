@@ -12,7 +12,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::registry::Shared;
+use super::table::Shared;
 use super::{OperationId, OperationSnapshot, OperationStatus, Progress};
 use crate::reason::{Reason, ReasonKind};
 use crate::sync::{lock, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
@@ -222,10 +222,8 @@ impl Drop for Handle {
     fn drop(&mut self) {
         if !self.state.is_finished() {
             // The token's reason if something triggered it, else this one.
-            self.state.finish_cancelled(Reason::with_message(
-                ReasonKind::Dropped,
-                DROPPED_MESSAGE,
-            ));
+            self.state
+                .finish_cancelled(Reason::with_message(ReasonKind::Dropped, DROPPED_MESSAGE));
         }
     }
 }

@@ -91,9 +91,7 @@ impl fmt::Debug for OperationStatus {
             OperationStatus::Running => f.write_str("Running"),
             OperationStatus::Completed => f.write_str("Completed"),
             OperationStatus::Failed(message) => f.debug_tuple("Failed").field(message).finish(),
-            OperationStatus::Cancelled(reason) => {
-                f.debug_tuple("Cancelled").field(reason).finish()
-            }
+            OperationStatus::Cancelled(reason) => f.debug_tuple("Cancelled").field(reason).finish(),
         }
     }
 }

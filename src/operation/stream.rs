@@ -35,7 +35,9 @@ impl<O: OperationRef> Counter<O> {
 
     fn flush(&mut self) {
         if self.pending != 0 {
-            self.op.operation().advance(std::mem::take(&mut self.pending));
+            self.op
+                .operation()
+                .advance(std::mem::take(&mut self.pending));
         }
     }
 }

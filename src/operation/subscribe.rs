@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
-use super::registry::Shared;
 use super::state::State;
+use super::table::Shared;
 use super::{OperationId, OperationSnapshot, Progress};
 use crate::sync::{lock, Arc, Condvar, Mutex, MutexGuard, Ordering, Weak};
 
@@ -143,7 +143,10 @@ impl Pending {
     /// after releasing the lock).
     fn take(&mut self) -> Option<(OperationEvent, Option<Arc<State>>)> {
         if self.lagged != 0 {
-            return Some((OperationEvent::Lagged(std::mem::take(&mut self.lagged)), None));
+            return Some((
+                OperationEvent::Lagged(std::mem::take(&mut self.lagged)),
+                None,
+            ));
         }
         loop {
             match self.entries.pop_front()? {
