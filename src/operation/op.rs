@@ -90,13 +90,17 @@ impl Operation {
     pub fn new(name: impl Into<Cow<'static, str>>, parent: &CancelToken) -> Operation {
         let name = name.into();
         let token = parent.child_named(name.clone());
-        Operation::from_state(Arc::new(State::new(name, None, token, None)))
+        Operation::standalone(State::new(name, None, token, None))
     }
 
-    pub(super) fn from_state(state: Arc<State>) -> Operation {
-        Operation {
-            handle: Arc::new(Handle { state }),
-        }
+    fn standalone(state: State) -> Operation {
+        Operation::from_handle(Arc::new(Handle {
+            state: Arc::new(state),
+        }))
+    }
+
+    pub(super) fn from_handle(handle: Arc<Handle>) -> Operation {
+        Operation { handle }
     }
 
     fn state(&self) -> &Arc<State> {
@@ -151,11 +155,10 @@ impl Operation {
         let name = name.into();
         let token = token.child_named(name.clone());
         let parent = Some(self.state().id);
-        let state = match &self.state().registry {
-            Some(registry) => registry.start(name, parent, token),
-            None => Arc::new(State::new(name, parent, token, None)),
-        };
-        Operation::from_state(state)
+        match &self.state().registry {
+            Some(registry) => Operation::from_handle(registry.start(name, parent, token)),
+            None => Operation::standalone(State::new(name, parent, token, None)),
+        }
     }
 
     /// The operation's id, unique in the process.

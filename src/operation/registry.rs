@@ -124,14 +124,14 @@ impl OperationRegistry {
     pub fn start(&self, name: impl Into<Cow<'static, str>>, parent: &CancelToken) -> Operation {
         let name = name.into();
         let token = parent.child_named(name.clone());
-        Operation::from_state(self.shared.start(name, None, token))
+        Operation::from_handle(self.shared.start(name, None, token))
     }
 
     /// A handle to the live operation `id`, or `None` if it finished or is not in this
     /// registry.
     ///
     /// The handle counts as any other: while it lives, the operation is not finished by the
-    /// drop of the others.
+    /// drop of the others. An operation whose last handle is being dropped is already gone.
     ///
     /// # Examples
     ///
@@ -147,18 +147,10 @@ impl OperationRegistry {
     /// assert!(registry.get(id).is_none());
     /// ```
     pub fn get(&self, id: OperationId) -> Option<Operation> {
-        let state = self
-            .shared
-            .table()
-            .live
-            .get(&id)
-            .map(|entry| Arc::clone(&entry.state))?;
-        // Between the lookup and here the last other handle may have gone: an operation is
-        // never revived once finished.
-        if state.is_finished() {
-            return None;
-        }
-        Some(Operation::from_state(state))
+        // Fails once the last handle is going: an operation is never revived. The handle is
+        // returned, never dropped here, so no finish runs under the lock.
+        let handle = self.shared.table().live.get(&id)?.handle.upgrade()?;
+        Some(Operation::from_handle(handle))
     }
 
     /// A snapshot of operation `id`: live, or finished and still in the history.

@@ -168,6 +168,11 @@ impl State {
     /// if nothing else has. A callback's panic is resumed after the finish (or, while this
     /// thread is already unwinding, dropped), so the operation never stays in the live set.
     pub(super) fn finish_cancelled(self: &Arc<State>, reason: Reason) -> bool {
+        // A finished operation's work is over: its token is left alone. (A finish racing this
+        // one may still win below, after the trigger.)
+        if self.is_finished() {
+            return false;
+        }
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.token.trigger_with(reason)));
         let reason = self
             .token

@@ -14,10 +14,10 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::state::State;
+use super::state::{Handle, State};
 use super::subscribe::Subscribers;
 use super::{OperationEvent, OperationId, OperationSnapshot, StatusKind};
-use crate::sync::{lock, Arc, AtomicUsize, Mutex, MutexGuard};
+use crate::sync::{lock, Arc, AtomicUsize, Mutex, MutexGuard, Weak};
 use crate::CancelToken;
 
 pub(super) struct Shared {
@@ -38,6 +38,8 @@ pub(super) struct Table {
 
 pub(super) struct Entry {
     pub(super) state: Arc<State>,
+    /// What handles share, for `get`: weak, so the registry never counts as a handle.
+    pub(super) handle: Weak<Handle>,
     /// The nearest live ancestor.
     up: Option<OperationId>,
     /// The live operations whose nearest live ancestor this is.
@@ -81,8 +83,11 @@ impl Shared {
         name: Cow<'static, str>,
         parent: Option<OperationId>,
         token: CancelToken,
-    ) -> Arc<State> {
+    ) -> Arc<Handle> {
         let state = Arc::new(State::new(name, parent, token, Some(Arc::clone(self))));
+        let handle = Arc::new(Handle {
+            state: Arc::clone(&state),
+        });
         {
             let mut table = lock(&self.table);
             let up = parent.filter(|parent| table.live.contains_key(parent));
@@ -93,13 +98,14 @@ impl Shared {
                 state.id,
                 Entry {
                     state: Arc::clone(&state),
+                    handle: Arc::downgrade(&handle),
                     up,
                     down: BTreeSet::new(),
                 },
             );
         }
         self.publish(|| OperationEvent::Started(state.snapshot()));
-        state
+        handle
     }
 
     /// Moves a finished operation from the live set to the history, and tells the
