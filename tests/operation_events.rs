@@ -46,14 +46,20 @@ fn one_operation_reports_started_progress_and_finished_in_order() {
     op.advance(1);
     op.set_message("half");
     op.advance(1);
-    op.complete();
-    let rest = drain(&events);
-    match &rest[..] {
-        [OperationEvent::Progress { progress, .. }, OperationEvent::Finished(done)] => {
+    match &drain(&events)[..] {
+        [OperationEvent::Progress { progress, .. }] => {
             assert_eq!(progress.done, 2, "coalesced: the latest value when taken");
             assert_eq!(progress.message.as_deref(), Some("half"));
+        }
+        other => panic!("unexpected events {other:?}"),
+    }
+    op.advance(1);
+    op.complete();
+    // The progress entry not taken before the finish is replaced by it.
+    match &drain(&events)[..] {
+        [OperationEvent::Finished(done)] => {
             assert_eq!(done.status, StatusKind::Completed);
-            assert_eq!(done.progress.done, 2);
+            assert_eq!(done.progress.done, 3);
         }
         other => panic!("unexpected events {other:?}"),
     }

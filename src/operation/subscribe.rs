@@ -7,9 +7,11 @@
 //! subscribers' lock, in each queue that does not hold it already); later updates find the
 //! flag set and queue nothing. The subscriber clears the flag *before* it reads the progress,
 //! so an update it does not see is one whose swap came after the clear, which queues the
-//! operation again: the final value is never missed. A progress entry is never queued behind
-//! the operation's finish (the finish is flagged before its event is queued, and a progress
-//! entry is queued only while that flag is clear, under the same queue lock).
+//! operation again: the final value is never missed. The finish event carries the final
+//! progress, so it replaces a progress entry still queued for its operation; and no progress
+//! entry is queued after it (the finish is flagged before its event is queued, and a progress
+//! entry is queued only while that flag is clear, under the same queue lock). So a queue
+//! holds at most one progress entry per *live* operation.
 //!
 //! Wakers and the states of operations read for progress are dropped, and wakers woken, with
 //! no lock held.
@@ -120,6 +122,16 @@ enum Entry {
 impl Pending {
     /// Queues an entry; returns the waker to wake once the lock is released.
     fn push(&mut self, entry: Entry) -> Option<Waker> {
+        if let Entry::Status(OperationEvent::Finished(snapshot)) = &entry {
+            // The finish carries the final progress: a progress entry still queued for the
+            // operation is redundant, and would hold the finished state's memory (a `Weak`)
+            // for as long as this subscription is not read.
+            if self.progress.remove(&snapshot.id) {
+                let id = snapshot.id;
+                self.entries
+                    .retain(|queued| !matches!(queued, Entry::Progress(of, _) if *of == id));
+            }
+        }
         if let Entry::Status(_) = entry {
             if self.statuses == self.capacity {
                 let oldest = self
@@ -238,8 +250,8 @@ impl Shared {
 /// Each operation's events come in order: `Started`, `Progress` events, `Finished`. Start and
 /// finish events are never coalesced. A `Progress` event carries the operation's latest
 /// progress when it is taken, and an operation has at most one queued at a time, so a hot
-/// loop of updates yields a few events, not one per update; the last progress the
-/// subscription reports before `Finished` may lag the final one, but `Finished` carries it.
+/// loop of updates yields a few events, not one per update. A `Progress` event not yet taken
+/// when its operation finishes is dropped: `Finished` carries the final progress.
 /// Operations started before the subscription are not announced: call
 /// [`list`](super::OperationRegistry::list) after subscribing for those.
 ///
