@@ -661,7 +661,10 @@ fn an_operation_finished_twice_at_once_finishes_and_leaves_the_live_set_once() {
         let completed = t.join().unwrap();
         assert!(completed ^ aborted, "exactly one finish wins");
         let counts = registry.counts();
-        assert_eq!((counts.running, counts.completed + counts.cancelled), (0, 1));
+        assert_eq!(
+            (counts.running, counts.completed + counts.cancelled),
+            (0, 1)
+        );
         let history = registry.history();
         assert_eq!(history.len(), 1, "removed exactly once");
         let winner = if completed {
@@ -709,5 +712,39 @@ fn a_subscriber_blocked_waiting_for_an_event_is_woken() {
         // Deadlocks (and fails the model) if the notification is lost.
         assert!(matches!(events.next_blocking(), OperationEvent::Started(_)));
         t.join().unwrap().complete();
+    });
+}
+
+/// Operations: a registry lookup racing the drop of the last handle. The lookup either gets
+/// a handle that counts (so the drop is not the last, and the completion through that handle
+/// wins) or nothing; an operation is never revived, never finished twice, and leaves the live
+/// set once.
+#[test]
+fn a_lookup_racing_the_last_drop_never_revives_the_operation() {
+    use cancel_token::{OperationRegistry, StatusKind};
+
+    model(|| {
+        let registry = OperationRegistry::new();
+        let op = registry.start("job", &CancelToken::new());
+        let id = op.id();
+        let lookup = registry.clone();
+        let t = thread::spawn(move || lookup.get(id).map(|found| found.complete()));
+        drop(op);
+        let found = t.join().unwrap();
+        let history = registry.history();
+        assert_eq!(history.len(), 1, "removed exactly once");
+        assert_eq!(registry.len(), 0);
+        // A handle found counts: the drop was not the last, and the completion won.
+        let expected = match found {
+            Some(completed) => {
+                assert!(
+                    completed,
+                    "a found operation was finished behind its handle"
+                );
+                StatusKind::Completed
+            }
+            None => StatusKind::Cancelled,
+        };
+        assert_eq!(history[0].status, expected);
     });
 }
