@@ -92,6 +92,9 @@
 //!   request handler whose client went away).
 //! - Latest wins: [`CancelSlot`] supersedes the previous request when a new one starts.
 //! - Cancel by id: [`CancelRegistry`] maps keys to the tokens of running operations.
+//! - Progress and monitoring: an [`Operation`] is a named unit of work with its own token, a
+//!   status and a progress cheap enough for a hot loop; an [`OperationRegistry`] lists them,
+//!   cancels one, a subtree or all, keeps a bounded history and streams their changes.
 //! - Pauses a trigger cuts short: [`sleep`](CancelToken::sleep) and
 //!   [`sleep_blocking`](CancelToken::sleep_blocking).
 //! - A thread blocked in a channel's `recv`: see [`wait_blocking`](CancelToken::wait_blocking).

@@ -456,8 +456,10 @@ fn the_public_types_keep_their_auto_traits() {
     fn send_sync_unpin_only<T: Send + Sync + Unpin + 'static>() {}
     send_sync_unpin_only::<cancel_token::Subscription>();
     let op = Operation::new("job", &CancelToken::new());
-    let _ = common::assert_send_static(op.clone().run_owned(async {}));
-    let _ = common::assert_send_static(op.track_stream_owned(stream::iter([1]), NonZeroU64::MIN));
+    drop(common::assert_send_static(op.clone().run_owned(async {})));
+    drop(common::assert_send_static(
+        op.track_stream_owned(stream::iter([1]), NonZeroU64::MIN),
+    ));
 }
 
 #[test]

@@ -32,7 +32,9 @@ use crate::CancelToken;
 /// dropped unfinished finishes it as cancelled**: with its token's reason if the token was
 /// triggered, otherwise after triggering the token with a
 /// [`ReasonKind::Dropped`](crate::ReasonKind::Dropped) reason, "the operation was dropped
-/// before it finished" (so work still running under the token stops too).
+/// before it finished" (so work still running under the token stops too). If a callback of
+/// the token panics then, the operation is finished first and the panic propagates from the
+/// drop (it is dropped if the thread is already unwinding).
 ///
 /// # Progress
 ///

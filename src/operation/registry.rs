@@ -279,7 +279,9 @@ impl OperationRegistry {
     ///
     /// Descendants started while this runs may be missed; siblings and ancestors are never
     /// touched. A descendant whose parent already finished is still reached, through the
-    /// parent's nearest live ancestor.
+    /// parent's nearest live ancestor; but one *started* under a parent that had already
+    /// finished is a root of its own here (its token still descends from the parent's if
+    /// [`child`](Operation::child) made it).
     ///
     /// # Panics
     ///
