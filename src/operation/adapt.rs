@@ -16,7 +16,7 @@ use super::Operation;
 impl Operation {
     /// Runs `future` under the operation's token and finishes the operation with it:
     /// `Ok(output)` completes it, a trigger of the token cancels it with the token's reason
-    /// (`Err(Cancelled)`), with [`CancelToken::run`]'s tie rule (cancellation wins).
+    /// (`Err(Cancelled)`), with [`CancelToken::run`](crate::CancelToken::run)'s tie rule (cancellation wins).
     ///
     /// Dropping the future before it finishes leaves the operation running.
     ///
@@ -106,7 +106,7 @@ impl Operation {
 
     /// Yields `stream`'s items, advancing the progress by `every` each time `every` more items
     /// have passed and by the rest when the stream ends, is cut or is dropped; ends when the
-    /// operation's token is triggered (as [`CancelToken::stream`]). It does not finish the
+    /// operation's token is triggered (as [`CancelToken::stream`](crate::CancelToken::stream)). It does not finish the
     /// operation.
     ///
     /// # Examples

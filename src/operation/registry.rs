@@ -457,7 +457,7 @@ impl OperationRegistry {
 
     /// Like [`subscribe`](Self::subscribe), with room for `capacity` start and finish events
     /// not yet taken (at least 1) instead of 1024. Beyond it, the oldest are dropped and
-    /// counted in an [`OperationEvent::Lagged`].
+    /// counted in an [`OperationEvent::Lagged`](super::OperationEvent::Lagged).
     ///
     /// # Examples
     ///
