@@ -445,9 +445,9 @@ impl OperationRegistry {
     /// let events = registry.subscribe();
     /// let op = registry.start("job", &CancelToken::new());
     /// op.advance(3);
-    /// op.complete();
     /// assert!(matches!(events.try_next(), Some(OperationEvent::Started(s)) if s.name == "job"));
     /// assert!(matches!(events.try_next(), Some(OperationEvent::Progress { progress, .. }) if progress.done == 3));
+    /// op.complete();
     /// assert!(matches!(events.try_next(), Some(OperationEvent::Finished(_))));
     /// assert!(events.try_next().is_none());
     /// ```
