@@ -1,6 +1,7 @@
 //! Operations: status transitions (first finish wins, a drop unfinished cancels, a trigger
 //! leaves the status running until the work stops), progress, child operations, the
-//! registry's lists, lookups, cancelling, counts and history, ids, and the stream adapter.
+//! registry's lists, lookups, cancelling, counts and history, and ids. The stream adapter is
+//! in `operation_stream.rs`.
 
 mod common;
 
@@ -11,9 +12,9 @@ use cancel_token::{
     CancelToken, Filter, Operation, OperationId, OperationRegistry, OperationStatus, ReasonKind,
     StatusKind,
 };
-use common::{poll_next_once, poll_once, Dropped, Polls, Probe, ProbeStream};
+use common::{poll_once, Dropped, Polls, Probe};
 use futures_lite::future::block_on;
-use futures_lite::{stream, StreamExt};
+use futures_lite::stream;
 
 const DROPPED: &str = "the operation was dropped before it finished";
 
@@ -460,61 +461,6 @@ fn the_public_types_keep_their_auto_traits() {
     drop(common::assert_send_static(
         op.track_stream_owned(stream::iter([1]), NonZeroU64::MIN),
     ));
-}
-
-#[test]
-fn track_stream_reports_every_n_items_and_the_rest_at_the_end() {
-    let op = Operation::new("rows", &CancelToken::new());
-    let every = NonZeroU64::new(3).unwrap();
-    let mut rows = op.track_stream(stream::iter(0..8), every);
-    let mut seen = Vec::new();
-    for _ in 0..8 {
-        assert!(block_on(rows.next()).is_some());
-        seen.push(op.progress().done);
-    }
-    assert_eq!(seen, [0, 0, 3, 3, 3, 6, 6, 6]);
-    assert_eq!(block_on(rows.next()), None);
-    assert_eq!(op.progress().done, 8);
-    drop(rows);
-    assert_eq!(op.progress().done, 8, "nothing counted twice");
-}
-
-#[test]
-fn track_stream_ends_on_a_trigger_and_reports_what_passed() {
-    let op = Operation::new("rows", &CancelToken::new());
-    let (polls, dropped) = (Polls::new(), Dropped::new());
-    let probe = ProbeStream::new(&polls, &dropped, [Some(1), Some(2), None], false);
-    let mut rows = op.track_stream(probe, NonZeroU64::new(10).unwrap());
-    assert_eq!(poll_next_once(&mut rows), Poll::Ready(Some(1)));
-    assert_eq!(poll_next_once(&mut rows), Poll::Ready(Some(2)));
-    assert!(poll_next_once(&mut rows).is_pending());
-    op.token().trigger();
-    assert_eq!(poll_next_once(&mut rows), Poll::Ready(None));
-    assert!(
-        dropped.get(),
-        "the wrapped stream is dropped at the trigger"
-    );
-    assert_eq!(polls.get(), 3, "not polled after the trigger");
-    assert_eq!(op.progress().done, 2);
-    assert_eq!(
-        op.status(),
-        OperationStatus::Running,
-        "the adapter does not finish it"
-    );
-}
-
-#[test]
-fn track_stream_dropped_early_reports_the_items_it_handed_out() {
-    let op = Operation::new("rows", &CancelToken::new());
-    let mut rows = op
-        .clone()
-        .track_stream_owned(stream::iter(0..100), NonZeroU64::new(50).unwrap());
-    for _ in 0..7 {
-        block_on(rows.next());
-    }
-    assert_eq!(op.progress().done, 0);
-    drop(rows);
-    assert_eq!(op.progress().done, 7);
 }
 
 #[test]

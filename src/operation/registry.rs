@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::subscribe::Subscription;
-use super::table::Shared;
+use super::table::{trigger_all, Shared};
 use super::{Filter, Operation, OperationId, OperationSnapshot, StatusCounts, StatusKind};
 use crate::reason::Reason;
 use crate::sync::{Arc, Ordering};
@@ -515,27 +515,4 @@ impl fmt::Debug for OperationRegistry {
             )
             .finish()
     }
-}
-
-/// Triggers every token (the first panic of a callback is resumed after all of them), and
-/// returns how many were not triggered before.
-fn trigger_all(tokens: Vec<CancelToken>, reason: Reason) -> usize {
-    // Counted before any trigger: triggering a parent first triggers its child tokens too.
-    let fresh = tokens.iter().filter(|token| !token.is_triggered()).count();
-    let mut first_panic = None;
-    for token in tokens {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            token.trigger_with(reason.clone())
-        }));
-        if let Err(payload) = outcome {
-            match first_panic {
-                None => first_panic = Some(payload),
-                Some(_) => crate::walk::drop_payload(payload),
-            }
-        }
-    }
-    if let Some(payload) = first_panic {
-        std::panic::resume_unwind(payload);
-    }
-    fresh
 }

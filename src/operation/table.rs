@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::state::{Handle, State};
 use super::subscribe::Subscribers;
 use super::{OperationEvent, OperationId, OperationSnapshot, StatusKind};
+use crate::reason::Reason;
 use crate::sync::{lock, Arc, AtomicUsize, Mutex, MutexGuard, Weak};
 use crate::CancelToken;
 
@@ -160,4 +161,27 @@ impl Shared {
     pub(super) fn table(&self) -> MutexGuard<'_, Table> {
         lock(&self.table)
     }
+}
+
+/// Triggers every token (the first panic of a callback is resumed after all of them), and
+/// returns how many were not triggered before.
+pub(super) fn trigger_all(tokens: Vec<CancelToken>, reason: Reason) -> usize {
+    // Counted before any trigger: triggering a parent first triggers its child tokens too.
+    let fresh = tokens.iter().filter(|token| !token.is_triggered()).count();
+    let mut first_panic = None;
+    for token in tokens {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            token.trigger_with(reason.clone())
+        }));
+        if let Err(payload) = outcome {
+            match first_panic {
+                None => first_panic = Some(payload),
+                Some(_) => crate::walk::drop_payload(payload),
+            }
+        }
+    }
+    if let Some(payload) = first_panic {
+        std::panic::resume_unwind(payload);
+    }
+    fresh
 }
