@@ -479,3 +479,46 @@ fn debug_shows_what_a_user_cares_about() {
     assert_eq!(op.status().to_string(), "running");
     assert_eq!(op.progress().to_string(), "1/4 (25%)");
 }
+
+#[test]
+fn a_cancel_by_id_stops_a_spawned_run_which_then_records_the_reason() {
+    common::within(common::LIMIT, || {
+        let runtime = common::multi_thread_runtime();
+        let registry = OperationRegistry::new();
+        let op = registry.start("download", &CancelToken::new());
+        let id = op.id();
+        let task = runtime.spawn(op.run_owned(std::future::pending::<()>()));
+        assert_eq!(registry.snapshot(id).unwrap().status, StatusKind::Running);
+        assert!(registry.cancel(id, "cancelled from the dashboard"));
+        let outcome = runtime.block_on(task).unwrap();
+        assert_eq!(
+            outcome.unwrap_err().reason().message(),
+            Some("cancelled from the dashboard")
+        );
+        let snapshot = registry.snapshot(id).unwrap();
+        assert_eq!(snapshot.status, StatusKind::Cancelled);
+        assert_eq!(
+            snapshot.message.as_deref(),
+            Some("cancelled from the dashboard")
+        );
+        assert!(registry.is_empty());
+    });
+}
+
+#[test]
+fn a_panicking_callback_of_a_dropped_operation_still_finishes_it() {
+    let registry = OperationRegistry::new();
+    let op = registry.start("job", &CancelToken::new());
+    op.token().on_cancel(|_| panic!("callback")).detach();
+    let id = op.id();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(op)));
+    assert!(
+        caught.is_err(),
+        "the callback's panic propagates from the drop"
+    );
+    assert!(registry.is_empty(), "finished before the panic was resumed");
+    assert_eq!(
+        registry.snapshot(id).unwrap().reason_kind,
+        Some(ReasonKind::Dropped)
+    );
+}
