@@ -92,6 +92,9 @@
 //!   request handler whose client went away).
 //! - Latest wins: [`CancelSlot`] supersedes the previous request when a new one starts.
 //! - Cancel by id: [`CancelRegistry`] maps keys to the tokens of running operations.
+//! - Progress and monitoring: an [`Operation`] is a named unit of work with its own token, a
+//!   status and a progress cheap enough for a hot loop; an [`OperationRegistry`] lists them,
+//!   cancels one, a subtree or all, keeps a bounded history and streams their changes.
 //! - Pauses a trigger cuts short: [`sleep`](CancelToken::sleep) and
 //!   [`sleep_blocking`](CancelToken::sleep_blocking).
 //! - A thread blocked in a channel's `recv`: see [`wait_blocking`](CancelToken::wait_blocking).
@@ -118,6 +121,7 @@ mod guard;
 pub mod http;
 mod link;
 mod node;
+mod operation;
 mod reason;
 mod registrations;
 mod registry;
@@ -176,6 +180,11 @@ struct MigratingDoctests;
 pub use callback::CallbackGuard;
 pub use error::{Cancelled, TimedOut, WaitError};
 pub use guard::{DropGuard, DropGuardRef};
+pub use operation::{
+    Filter, Operation, OperationEvent, OperationId, OperationRegistry, OperationRun,
+    OperationRunOwned, OperationSnapshot, OperationStatus, ParseOperationIdError, Progress,
+    StatusCounts, StatusKind, Subscription, TrackStream, TrackStreamOwned,
+};
 pub use reason::{Reason, ReasonKind};
 pub use registry::{CancelRegistry, Registration};
 pub use run::{

@@ -10,7 +10,7 @@ pub(crate) use std::sync::{Arc, Weak};
 #[cfg(not(cancel_token_loom))]
 pub(crate) use std::{
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Condvar, Mutex, MutexGuard, OnceLock,
     },
     thread::{current as current_thread, ThreadId},
@@ -19,7 +19,7 @@ pub(crate) use std::{
 #[cfg(cancel_token_loom)]
 pub(crate) use loom::{
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Condvar, Mutex, MutexGuard,
     },
     // Loom's threads share one OS thread, so identity must come from loom too.

@@ -47,9 +47,15 @@ impl Counting {
 }
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicIsize = AtomicIsize::new(0);
 
 thread_local! {
     static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Allocations (and reallocations) counted so far.
+pub fn allocations() -> isize {
+    ALLOCATIONS.load(Ordering::SeqCst)
 }
 
 /// Live bytes counted so far: allocated minus freed.
@@ -69,6 +75,7 @@ unsafe impl GlobalAlloc for Counting {
         let ptr = System.alloc(layout);
         if !ptr.is_null() && self.counts() {
             LIVE.fetch_add(layout.size() as isize, Ordering::SeqCst);
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
         }
         ptr
     }
@@ -77,6 +84,7 @@ unsafe impl GlobalAlloc for Counting {
         let ptr = System.alloc_zeroed(layout);
         if !ptr.is_null() && self.counts() {
             LIVE.fetch_add(layout.size() as isize, Ordering::SeqCst);
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
         }
         ptr
     }
@@ -92,6 +100,7 @@ unsafe impl GlobalAlloc for Counting {
         let new = System.realloc(ptr, layout, new_size);
         if !new.is_null() && self.counts() {
             LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::SeqCst);
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
         }
         new
     }
