@@ -1,0 +1,413 @@
+//! [`ClientLayer`]: tower middleware for a tonic channel that sends each call's deadline and
+//! cuts the call, response body included, when its token is triggered.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tonic::Status;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::client::write_timeout;
+use crate::http::BoxError;
+use crate::wait::{Race, Waiter};
+use crate::{CancelToken, Cancelled};
+
+/// The error a cut call fails with: a boxed [`Status`], which is what tonic looks for in a
+/// transport's error, so the caller gets `DEADLINE_EXCEEDED` or `CANCELLED` and the reason.
+fn cut(cancelled: Cancelled) -> BoxError {
+    Box::new(Status::from(cancelled))
+}
+
+/// A tower layer for a tonic channel: every call carries its token's remaining time as
+/// `grpc-timeout` and is cut at once when the token is triggered.
+///
+/// The token of a call is the `CancelToken` in its extensions (put there by
+/// [`request`](super::request()); tonic hands a request's extensions down to the channel), the
+/// layer's own ([`with_token`](ClientLayer::with_token)), or, when there are both, either of
+/// them. A call without a token passes through untouched.
+///
+/// A trigger before the call is sent refuses it; while the response is awaited, drops the
+/// call in flight, which resets its HTTP/2 stream so the callee sees its client go away; while
+/// a server-streaming response is read, ends it. Either way the call fails with the token's
+/// status: `DEADLINE_EXCEEDED` for a [`ReasonKind::Timeout`](crate::ReasonKind::Timeout),
+/// `CANCELLED` otherwise, with the reason in the message. A transport error that arrives
+/// after the trigger reads as the cancellation too.
+///
+/// ```text
+/// let channel = Endpoint::from_static("http://127.0.0.1:50051").connect().await?;
+/// let channel = tower::ServiceBuilder::new().layer(ClientLayer::new()).service(channel);
+/// let mut client = ReportsClient::new(channel);
+/// let reply = client.work(grpc::request(&token, WorkRequest { .. })).await?;
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use tower_layer::Layer;
+/// use tower_service::Service;
+/// use cancel_token::grpc::ClientLayer;
+/// use cancel_token::CancelToken;
+///
+/// # futures_lite::future::block_on(async {
+/// // A stand-in for a channel that never answers.
+/// let channel = tower::service_fn(|_request: http::Request<()>| async {
+///     futures_lite::future::pending::<Result<http::Response<http_body_util::Empty<bytes::Bytes>>, Infallible>>().await
+/// });
+/// let token = CancelToken::named("request");
+/// let mut service = ClientLayer::with_token(token.clone()).layer(channel);
+///
+/// let call = service.call(http::Request::new(()));
+/// token.trigger_with("user pressed stop");
+/// let err = call.await.unwrap_err();
+/// let status = err.downcast_ref::<tonic::Status>().unwrap();
+/// assert_eq!(status.code(), tonic::Code::Cancelled);
+/// assert_eq!(status.message(), "cancellation requested by token request: user pressed stop");
+/// # });
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ClientLayer {
+    token: Option<CancelToken>,
+}
+
+impl ClientLayer {
+    /// Cuts each call with the `CancelToken` in its extensions, if it has one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::grpc::ClientLayer;
+    ///
+    /// assert!(ClientLayer::new().token().is_none());
+    /// ```
+    pub fn new() -> Self {
+        ClientLayer { token: None }
+    }
+
+    /// Cuts every call with `token` (and with the token in a call's extensions, if it has
+    /// one): a client that belongs to one job or one shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::grpc::ClientLayer;
+    /// use cancel_token::CancelToken;
+    ///
+    /// let shutdown = CancelToken::named("shutdown");
+    /// assert_eq!(ClientLayer::with_token(shutdown.clone()).token(), Some(&shutdown));
+    /// ```
+    pub fn with_token(token: CancelToken) -> Self {
+        ClientLayer { token: Some(token) }
+    }
+
+    /// The layer's own token, if it has one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_token::grpc::ClientLayer;
+    ///
+    /// assert_eq!(ClientLayer::default().token(), None);
+    /// ```
+    pub fn token(&self) -> Option<&CancelToken> {
+        self.token.as_ref()
+    }
+}
+
+impl<S> Layer<S> for ClientLayer {
+    type Service = ClientService<S>;
+
+    fn layer(&self, inner: S) -> ClientService<S> {
+        ClientService {
+            inner,
+            token: self.token.clone(),
+        }
+    }
+}
+
+/// The service made by [`ClientLayer`]: wraps a tonic channel (or any HTTP service).
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use tower_layer::Layer;
+/// use cancel_token::grpc::{ClientLayer, ClientService};
+///
+/// let channel = tower::service_fn(|_request: http::Request<()>| async {
+///     Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+/// });
+/// let service: ClientService<_> = ClientLayer::new().layer(channel);
+/// # drop(service);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientService<S> {
+    inner: S,
+    token: Option<CancelToken>,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for ClientService<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = http::Response<ClientBody<ResBody>>;
+    type Error = BoxError;
+    type Future = ClientFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        let token = match (&self.token, request.extensions().get::<CancelToken>()) {
+            (Some(own), Some(call)) if own != call => Some(CancelToken::any([own, call])),
+            (Some(token), _) | (None, Some(token)) => Some(token.clone()),
+            (None, None) => None,
+        };
+        let Some(token) = token else {
+            return ClientFuture {
+                waiter: None,
+                refused: None,
+                future: Some(self.inner.call(request)),
+            };
+        };
+        if let Err(cancelled) = token.raise_if_triggered() {
+            // Refused unsent; `poll_ready`'s reservation is released as tower allows.
+            return ClientFuture {
+                waiter: None,
+                refused: Some(cancelled),
+                future: None,
+            };
+        }
+        write_timeout(&token, request.headers_mut());
+        ClientFuture {
+            future: Some(self.inner.call(request)),
+            waiter: Some(Waiter::new(token)),
+            refused: None,
+        }
+    }
+}
+
+pin_project! {
+    /// Future for the [`ClientService`]'s response.
+    ///
+    /// # Cancellation safety
+    ///
+    /// The call in flight is dropped the moment the trigger is seen.
+    ///
+    /// # Fairness
+    ///
+    /// Cancellation wins ties: the token is checked before every poll of the call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use tower_layer::Layer;
+    /// use tower_service::Service;
+    /// use cancel_token::grpc::{ClientFuture, ClientLayer};
+    ///
+    /// let channel = tower::service_fn(|_request: http::Request<()>| async {
+    ///     Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+    /// });
+    /// let future: ClientFuture<_> = ClientLayer::new().layer(channel).call(http::Request::new(()));
+    /// assert!(futures_lite::future::block_on(future).is_ok());
+    /// ```
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct ClientFuture<F> {
+        // `None` for a call without a token.
+        waiter: Option<Waiter<CancelToken>>,
+        refused: Option<Cancelled>,
+        #[pin]
+        future: Option<F>,
+    }
+}
+
+impl<F, ResBody, E> Future for ClientFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<http::Response<ClientBody<ResBody>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(cancelled) = this.refused.take() {
+            return Poll::Ready(Err(cut(cancelled)));
+        }
+        let future = &mut this.future;
+        let mut poll_call = |cx: &mut Context<'_>| {
+            future
+                .as_mut()
+                .as_pin_mut()
+                .expect("`ClientFuture` polled after it completed")
+                .poll(cx)
+        };
+        let Some(waiter) = this.waiter.as_mut() else {
+            let result = std::task::ready!(poll_call(cx));
+            this.future.set(None);
+            return Poll::Ready(match result {
+                Ok(response) => Ok(response.map(ClientBody::plain)),
+                Err(err) => Err(err.into()),
+            });
+        };
+        match waiter.race(cx, poll_call) {
+            Race::Pending => Poll::Pending,
+            Race::Cancelled(cancelled) => {
+                this.future.set(None);
+                Poll::Ready(Err(cut(cancelled)))
+            }
+            Race::Ready(result) => {
+                this.future.set(None);
+                waiter.release();
+                let token = waiter.token().clone();
+                Poll::Ready(match result {
+                    Ok(response) => Ok(response.map(|body| ClientBody::watched(token, body))),
+                    // The transport failed because the trigger closed it, most likely.
+                    Err(err) => Err(match token.raise_if_triggered() {
+                        Err(cancelled) => cut(cancelled),
+                        Ok(()) => err.into(),
+                    }),
+                })
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for ClientFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientFuture")
+            .field("token", &self.waiter.as_ref().map(Waiter::token))
+            .field("in_flight", &self.future.is_some())
+            .finish()
+    }
+}
+
+pin_project! {
+    /// The response body of a [`ClientService`]: the channel's body, ended with the token's
+    /// status (a boxed [`Status`] as the error) when the token is triggered while it streams.
+    ///
+    /// On a trigger the channel's body is dropped at once, which resets the call's stream, so
+    /// the callee sees its client go away.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http_body_util::BodyExt;
+    /// use tower_layer::Layer;
+    /// use tower_service::Service;
+    /// use cancel_token::grpc::{ClientBody, ClientLayer};
+    /// use cancel_token::CancelToken;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let channel = tower::service_fn(|_request: http::Request<()>| async {
+    ///     Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::from("ab"))))
+    /// });
+    /// let token = CancelToken::new();
+    /// let mut service = ClientLayer::with_token(token.clone()).layer(channel);
+    /// let response = service.call(http::Request::new(())).await.unwrap();
+    /// token.trigger_with(cancel_token::ReasonKind::Timeout);
+    /// let body: ClientBody<_> = response.into_body();
+    /// let err = body.collect().await.unwrap_err();
+    /// assert_eq!(err.downcast_ref::<tonic::Status>().unwrap().code(), tonic::Code::DeadlineExceeded);
+    /// # });
+    /// ```
+    #[must_use = "bodies do nothing unless polled"]
+    pub struct ClientBody<B> {
+        // `None` for a call without a token, and once the body has ended or been cut.
+        waiter: Option<Waiter<CancelToken>>,
+        // `None` once cut: dropping it resets the stream.
+        #[pin]
+        body: Option<B>,
+    }
+}
+
+impl<B> ClientBody<B> {
+    fn plain(body: B) -> Self {
+        ClientBody {
+            waiter: None,
+            body: Some(body),
+        }
+    }
+
+    fn watched(token: CancelToken, body: B) -> Self {
+        ClientBody {
+            waiter: Some(Waiter::new(token)),
+            body: Some(body),
+        }
+    }
+}
+
+impl<B> Body for ClientBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
+        let mut this = self.project();
+        let body = &mut this.body;
+        let mut poll_body = |cx: &mut Context<'_>| match body.as_mut().as_pin_mut() {
+            Some(body) => body.poll_frame(cx),
+            None => Poll::Ready(None),
+        };
+        let Some(waiter) = this.waiter.as_mut() else {
+            return poll_body(cx).map(|frame| frame.map(|frame| frame.map_err(Into::into)));
+        };
+        match waiter.race(cx, poll_body) {
+            Race::Pending => Poll::Pending,
+            Race::Cancelled(cancelled) => {
+                *this.waiter = None;
+                this.body.set(None);
+                Poll::Ready(Some(Err(cut(cancelled))))
+            }
+            Race::Ready(frame) => {
+                let ended = match &frame {
+                    Some(Ok(frame)) => frame.is_trailers(),
+                    Some(Err(_)) | None => true,
+                };
+                let frame = frame.map(|frame| {
+                    frame.map_err(|err| match waiter.token().raise_if_triggered() {
+                        Err(cancelled) => cut(cancelled),
+                        Ok(()) => err.into(),
+                    })
+                });
+                if ended {
+                    *this.waiter = None;
+                }
+                Poll::Ready(frame)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl<B> fmt::Debug for ClientBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBody")
+            .field("token", &self.waiter.as_ref().map(Waiter::token))
+            .field("cut", &self.body.is_none())
+            .finish()
+    }
+}
