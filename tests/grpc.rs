@@ -67,6 +67,31 @@ async fn the_callers_deadline_becomes_the_call_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_layer_reports_its_deadline_as_deadline_exceeded() {
+    // No offset: the client's deadline, tonic's channel timer for the `grpc-timeout` it sent,
+    // and the server's deadline (later by the transit time) all fall within a millisecond or
+    // so. Whichever fires first, the client sees its token's status.
+    let mut server = TestServer::start(ServerLayer::new(CancelToken::new())).await;
+    let mut client = server.layered_client(ClientLayer::new()).await;
+    for round in 0..5 {
+        let token = CancelToken::named_with_timeout("client", Duration::from_millis(50));
+        let status = bounded("the call", client.work(grpc::request(&token, FOREVER)))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{round}: {status:?}");
+        assert!(status.message().contains("deadline"), "{round}: {status:?}");
+        let seen = server.next_call().await;
+        bounded("the call's token", seen.token().wait()).await;
+        let reason = seen.token().reason().unwrap();
+        eprintln!("round {round}: client got {:?}; the server's call token: {reason:?}", status.message());
+        assert!(
+            matches!(reason.kind(), ReasonKind::Timeout | ReasonKind::Dropped),
+            "{reason:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_offset_the_call_deadline_trails_by_the_transit_time() {
     let mut server = TestServer::start(ServerLayer::new(CancelToken::new())).await;
     let mut client = server.client().await;

@@ -14,25 +14,41 @@ use crate::CancelToken;
 /// The header gRPC carries a call's timeout in.
 pub(super) const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
+/// What [`write_timeout`] left in the headers.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Written {
+    /// The timeout the headers carry (as the callee will read it: the encoding rounds down).
+    pub(super) timeout: Option<Duration>,
+    /// Whether that is the token's: `false` when the headers already had a shorter one.
+    pub(super) from_token: bool,
+}
+
 /// Writes `token`'s remaining time into `headers` as `grpc-timeout`, unless a valid header
-/// that is no longer is already there; returns the timeout `headers` now carry (as written,
-/// rounded down), if any.
-pub(super) fn write_timeout(token: &CancelToken, headers: &mut HeaderMap) -> Option<Duration> {
+/// that is no longer is already there.
+pub(super) fn write_timeout(token: &CancelToken, headers: &mut HeaderMap) -> Written {
     let existing = headers
         .get(GRPC_TIMEOUT)
         .and_then(|value| parse_grpc_timeout(value).ok());
     let Some(deadline) = token.deadline() else {
-        return existing;
+        return Written {
+            timeout: existing,
+            from_token: false,
+        };
     };
     let remaining = deadline.saturating_duration_since(Instant::now());
     let value = encode_grpc_timeout(remaining);
-    // What the callee will read: the encoding rounds down.
     let sent = parse_grpc_timeout(&value).unwrap_or(remaining);
     match existing {
-        Some(existing) if existing <= sent => Some(existing),
+        Some(existing) if existing <= sent => Written {
+            timeout: Some(existing),
+            from_token: false,
+        },
         _ => {
             headers.insert(GRPC_TIMEOUT, value);
-            Some(sent)
+            Written {
+                timeout: Some(sent),
+                from_token: true,
+            }
         }
     }
 }
@@ -95,7 +111,7 @@ pub fn request<T>(token: &CancelToken, message: T) -> Request<T> {
 /// assert_eq!(grpc::set_deadline(&CancelToken::new(), &mut tonic::Request::new(())), None);
 /// ```
 pub fn set_deadline<T>(token: &CancelToken, request: &mut Request<T>) -> Option<Duration> {
-    write_timeout(token, request.metadata_mut().as_mut())
+    write_timeout(token, request.metadata_mut().as_mut()).timeout
 }
 
 /// A tonic [`Interceptor`] that sends a token's remaining time as every call's `grpc-timeout`.

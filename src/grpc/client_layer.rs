@@ -174,6 +174,8 @@ where
             return ClientFuture {
                 waiter: None,
                 refused: None,
+                timed_by_token: false,
+                expired: None,
                 future: Some(self.inner.call(request)),
             };
         };
@@ -182,14 +184,18 @@ where
             return ClientFuture {
                 waiter: None,
                 refused: Some(cancelled),
+                timed_by_token: false,
+                expired: None,
                 future: None,
             };
         }
-        write_timeout(&token, request.headers_mut());
+        let written = write_timeout(&token, request.headers_mut());
         ClientFuture {
             future: Some(self.inner.call(request)),
             waiter: Some(Waiter::new(token)),
             refused: None,
+            timed_by_token: written.from_token,
+            expired: None,
         }
     }
 }
@@ -224,9 +230,27 @@ pin_project! {
         // `None` for a call without a token.
         waiter: Option<Waiter<CancelToken>>,
         refused: Option<Cancelled>,
+        // The call's `grpc-timeout` is the token's remaining time.
+        timed_by_token: bool,
+        // The channel's timer for that timeout fired first, with this error: waiting for the
+        // token's own.
+        expired: Option<BoxError>,
         #[pin]
         future: Option<F>,
     }
+}
+
+/// Whether `err` is, or was caused by, tonic's `TimeoutExpired`: a tonic channel enforces a
+/// call's `grpc-timeout` with a timer of its own, and fails the call with that error.
+fn is_timeout_expired(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if err.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 impl<F, ResBody, E> Future for ClientFuture<F>
@@ -240,6 +264,17 @@ where
         let mut this = self.project();
         if let Some(cancelled) = this.refused.take() {
             return Poll::Ready(Err(cut(cancelled)));
+        }
+        if let Some(err) = this.expired.take() {
+            if let Some(waiter) = this.waiter.as_mut() {
+                if waiter.poll(cx).is_pending() {
+                    *this.expired = Some(err);
+                    return Poll::Pending;
+                }
+            }
+            let waiter = this.waiter.take();
+            let cancelled = waiter.and_then(|waiter| waiter.token().raise_if_triggered().err());
+            return Poll::Ready(Err(cancelled.map_or(err, cut)));
         }
         let future = &mut this.future;
         let mut poll_call = |cx: &mut Context<'_>| {
@@ -265,16 +300,37 @@ where
             }
             Race::Ready(result) => {
                 this.future.set(None);
-                waiter.release();
                 let token = waiter.token().clone();
-                Poll::Ready(match result {
-                    Ok(response) => Ok(response.map(|body| ClientBody::watched(token, body))),
+                let err = match result {
+                    Ok(response) => {
+                        waiter.release();
+                        return Poll::Ready(Ok(
+                            response.map(|body| ClientBody::watched(token, body))
+                        ));
+                    }
+                    Err(err) => err.into(),
+                };
+                if let Err(cancelled) = token.raise_if_triggered() {
                     // The transport failed because the trigger closed it, most likely.
-                    Err(err) => Err(match token.raise_if_triggered() {
-                        Err(cancelled) => cut(cancelled),
-                        Ok(()) => err.into(),
-                    }),
-                })
+                    waiter.release();
+                    return Poll::Ready(Err(cut(cancelled)));
+                }
+                if *this.timed_by_token && is_timeout_expired(&*err) {
+                    // The channel timed the deadline we sent, which is the token's rounded
+                    // down by at most one unit of the header: the token's own deadline is due
+                    // now or within that unit. Its status (`DEADLINE_EXCEEDED`, its reason)
+                    // is the right answer, so wait for it rather than report the channel's
+                    // `CANCELLED`.
+                    if waiter.poll(cx).is_pending() {
+                        *this.expired = Some(err);
+                        return Poll::Pending;
+                    }
+                    if let Err(cancelled) = token.raise_if_triggered() {
+                        return Poll::Ready(Err(cut(cancelled)));
+                    }
+                }
+                waiter.release();
+                Poll::Ready(Err(err))
             }
         }
     }

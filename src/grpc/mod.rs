@@ -18,6 +18,7 @@
 //! [`Cancelled`]: crate::Cancelled
 //! [`Reason`]: crate::Reason
 
+mod call;
 mod client;
 mod client_layer;
 mod server;
@@ -29,5 +30,6 @@ use wire_tmp as wire;
 
 pub use client::{request, set_deadline, DeadlineInterceptor};
 pub use client_layer::{ClientBody, ClientFuture, ClientLayer, ClientService};
-pub use server::{call_token, ServerBody, ServerFuture, ServerLayer, ServerService};
+pub use call::{ServerBody, ServerFuture};
+pub use server::{call_token, ServerLayer, ServerService};
 pub use status::reason_from_status;

@@ -99,6 +99,12 @@ impl Worker for ReportingWorker {
     }
 }
 
+/// A bare hyper HTTP/2 client, as [`TestServer::raw_client`] makes it.
+pub type RawHttp2 = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    tonic::body::Body,
+>;
+
 /// A tonic server on 127.0.0.1 serving the reporting worker under a [`ServerLayer`].
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -154,6 +160,19 @@ impl TestServer {
     /// A client on a plain channel.
     pub async fn client(&self) -> WorkerClient<Channel> {
         WorkerClient::new(self.channel().await)
+    }
+
+    /// A client on a bare hyper HTTP/2 client, not tonic's channel: it sends the headers it
+    /// is given and enforces none of them (tonic's channel times a call's `grpc-timeout`
+    /// itself, which would hide what the server does).
+    pub fn raw_client(&self) -> WorkerClient<RawHttp2> {
+        let client = hyper_util::client::legacy::Client::builder(
+            hyper_util::rt::TokioExecutor::new(),
+        )
+        .http2_only(true)
+        .build_http();
+        let origin = format!("http://{}", self.addr).parse().unwrap();
+        WorkerClient::with_origin(client, origin)
     }
 
     /// A client on a channel wrapped in `layer`.

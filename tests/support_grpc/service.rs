@@ -191,6 +191,13 @@ where
         }
     }
 
+    /// A client over an HTTP/2 client that needs absolute URIs (`http://127.0.0.1:port`).
+    pub fn with_origin(client: T, origin: http::Uri) -> Self {
+        WorkerClient {
+            inner: tonic::client::Grpc::with_origin(client, origin),
+        }
+    }
+
     async fn ready(&mut self) -> Result<(), Status> {
         self.inner
             .ready()
