@@ -23,8 +23,8 @@ async fn the_callers_deadline_becomes_the_call_tokens() {
     // The offset keeps the server's deadline before the client's, however long the call took
     // to arrive, so that the call ends as a timeout on the server rather than as a client
     // that went away at its own deadline.
-    let layer = ServerLayer::new(CancelToken::named("server"))
-        .deadline_offset(Duration::from_millis(20));
+    let layer =
+        ServerLayer::new(CancelToken::named("server")).deadline_offset(Duration::from_millis(20));
     let mut server = TestServer::start(layer).await;
     let mut client = server.layered_client(ClientLayer::new()).await;
 
@@ -53,7 +53,9 @@ async fn the_callers_deadline_becomes_the_call_tokens() {
     assert_eq!(reason.kind(), ReasonKind::Timeout, "{reason}");
     assert!(
         reason.to_string().starts_with("the caller's deadline")
-            && reason.to_string().contains(&format!("(grpc-timeout: {header})")),
+            && reason
+                .to_string()
+                .contains(&format!("(grpc-timeout: {header})")),
         "{reason}"
     );
     eprintln!(
@@ -83,7 +85,10 @@ async fn the_client_layer_reports_its_deadline_as_deadline_exceeded() {
         let seen = server.next_call().await;
         bounded("the call's token", seen.token().wait()).await;
         let reason = seen.token().reason().unwrap();
-        eprintln!("round {round}: client got {:?}; the server's call token: {reason:?}", status.message());
+        eprintln!(
+            "round {round}: client got {:?}; the server's call token: {reason:?}",
+            status.message()
+        );
         assert!(
             matches!(reason.kind(), ReasonKind::Timeout | ReasonKind::Dropped),
             "{reason:?}"
@@ -124,7 +129,10 @@ async fn a_manual_trigger_cuts_the_call_and_the_server_sees_the_client_go() {
         tokio::spawn(async move { client.work(grpc::request(&token, FOREVER)).await })
     };
     let seen = server.next_call().await;
-    assert!(seen.timeout.is_none(), "a token without a deadline sends none");
+    assert!(
+        seen.timeout.is_none(),
+        "a token without a deadline sends none"
+    );
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!seen.token().is_triggered());
 
@@ -168,7 +176,10 @@ async fn a_stream_dropped_mid_way_drops_the_call_token() {
         let tick = bounded("a tick", ticks.message()).await.unwrap().unwrap();
         assert_eq!(tick.index, expected);
     }
-    assert!(!seen.token().is_triggered(), "the method returned, the stream goes on");
+    assert!(
+        !seen.token().is_triggered(),
+        "the method returned, the stream goes on"
+    );
 
     let dropped_at = Instant::now();
     drop(ticks);
@@ -230,7 +241,10 @@ async fn the_client_layer_cuts_a_stream_on_a_trigger() {
     token.trigger_with("job aborted");
     let status = bounded("the cut", ticks.message()).await.unwrap_err();
     assert_eq!(status.code(), Code::Cancelled, "{status:?}");
-    assert_eq!(status.message(), "cancellation requested by token job: job aborted");
+    assert_eq!(
+        status.message(),
+        "cancellation requested by token job: job aborted"
+    );
     let latency = fired_after(seen.token(), triggered_at).await;
     eprintln!(
         "client layer cut a stream: the server's call token fired {:.2} ms later",
@@ -302,8 +316,7 @@ async fn the_server_token_stops_calls_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_caps_the_callers_deadline() {
-    let layer =
-        ServerLayer::new(CancelToken::new()).max_timeout(Duration::from_millis(200));
+    let layer = ServerLayer::new(CancelToken::new()).max_timeout(Duration::from_millis(200));
     let mut server = TestServer::start(layer).await;
     let mut client = server.client().await;
     let token = CancelToken::with_timeout(Duration::from_secs(10));
@@ -316,7 +329,10 @@ async fn the_server_caps_the_callers_deadline() {
     bounded("the call's token", seen.token().wait()).await;
     let reason = seen.token().reason().unwrap();
     assert_eq!(reason.kind(), ReasonKind::Timeout);
-    assert_eq!(reason.message(), Some("the server's limit of 200ms per call elapsed"));
+    assert_eq!(
+        reason.message(),
+        Some("the server's limit of 200ms per call elapsed")
+    );
 
     let status = bounded("the call", call).await.unwrap().unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");

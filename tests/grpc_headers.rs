@@ -21,12 +21,21 @@ fn bad_values() -> Vec<(&'static str, HeaderValue)> {
         ("bad unit", HeaderValue::from_static("250x")),
         ("unit only", HeaderValue::from_static("m")),
         ("9 digits", HeaderValue::from_static("123456789m")),
-        ("20 digits", HeaderValue::from_static("99999999999999999999S")),
+        (
+            "20 digits",
+            HeaderValue::from_static("99999999999999999999S"),
+        ),
         ("negative", HeaderValue::from_static("-5m")),
         ("plus sign", HeaderValue::from_static("+5m")),
         ("decimal", HeaderValue::from_static("1.5S")),
-        ("non-ASCII", HeaderValue::from_bytes("5µ".as_bytes()).unwrap()),
-        ("non-ASCII digits", HeaderValue::from_bytes("٣m".as_bytes()).unwrap()),
+        (
+            "non-ASCII",
+            HeaderValue::from_bytes("5µ".as_bytes()).unwrap(),
+        ),
+        (
+            "non-ASCII digits",
+            HeaderValue::from_bytes("٣m".as_bytes()).unwrap(),
+        ),
         ("inner space", HeaderValue::from_static("5 m")),
         ("tab", HeaderValue::from_static("5\tm")),
     ]
@@ -82,7 +91,10 @@ async fn ignore_mode_runs_the_call_under_the_cap_only() {
         let seen = server.next_call().await;
         let deadline = seen.token().deadline().expect("the cap applies");
         assert!(deadline <= seen.arrived + cap, "{what}");
-        assert!(deadline + Duration::from_secs(1) > seen.arrived + cap, "{what}");
+        assert!(
+            deadline + Duration::from_secs(1) > seen.arrived + cap,
+            "{what}"
+        );
         assert!(!seen.token().is_triggered(), "{what}");
     }
 }

@@ -143,10 +143,12 @@ where
         // timer has fired, ours is due, and the call is answered as a timeout.
         watch.expire_if_due();
         let call = &mut this.call;
-        let raced = watch.waiter.race(cx, |cx| match call.as_mut().as_pin_mut() {
-            Some(call) => call.poll(cx),
-            None => Poll::Pending,
-        });
+        let raced = watch
+            .waiter
+            .race(cx, |cx| match call.as_mut().as_pin_mut() {
+                Some(call) => call.poll(cx),
+                None => Poll::Pending,
+            });
         let result = match raced {
             Race::Pending => return Poll::Pending,
             Race::Cancelled(cancelled) => Ok(answer(cancelled.into())),

@@ -28,8 +28,8 @@ mod status;
 mod wire_tmp;
 use wire_tmp as wire;
 
+pub use call::{ServerBody, ServerFuture};
 pub use client::{request, set_deadline, DeadlineInterceptor};
 pub use client_layer::{ClientBody, ClientFuture, ClientLayer, ClientService};
-pub use call::{ServerBody, ServerFuture};
 pub use server::{call_token, ServerLayer, ServerService};
 pub use status::reason_from_status;

@@ -90,7 +90,7 @@ pub(super) struct Deadline {
 /// use tower_layer::Layer;
 /// use tower_service::Service;
 /// use cancel_token::grpc::ServerLayer;
-/// use cancel_token::{CancelToken, ReasonKind};
+/// use cancel_token::CancelToken;
 ///
 /// # futures_lite::future::block_on(async {
 /// let server = CancelToken::named("server");
@@ -348,4 +348,3 @@ where
         ServerFuture::running(token, deadline, call)
     }
 }
-

@@ -18,7 +18,7 @@ impl From<Cancelled> for Status {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cancel_token::{CancelToken, ReasonKind};
+    /// use cancel_token::CancelToken;
     /// use tonic::{Code, Status};
     ///
     /// let call = CancelToken::named("call");

@@ -166,11 +166,10 @@ impl TestServer {
     /// is given and enforces none of them (tonic's channel times a call's `grpc-timeout`
     /// itself, which would hide what the server does).
     pub fn raw_client(&self) -> WorkerClient<RawHttp2> {
-        let client = hyper_util::client::legacy::Client::builder(
-            hyper_util::rt::TokioExecutor::new(),
-        )
-        .http2_only(true)
-        .build_http();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .http2_only(true)
+                .build_http();
         let origin = format!("http://{}", self.addr).parse().unwrap();
         WorkerClient::with_origin(client, origin)
     }
