@@ -168,6 +168,12 @@ struct SignalsDoctests;
 #[doc = include_str!("../docs/http.md")]
 struct HttpDoctests;
 
+/// The example in `docs/distributed.md` (its other snippets need a client or a server and
+/// are `ignore`d), run as a doctest for the same reason.
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../docs/distributed.md")]
+struct DistributedDoctests;
+
 /// The examples in `docs/migrating-from-tokio-util.md`, run as doctests for the same reason.
 #[cfg(all(doctest, feature = "tokio-util"))]
 #[doc = include_str!("../docs/migrating-from-tokio-util.md")]

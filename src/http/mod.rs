@@ -12,11 +12,21 @@
 //! with `http-body`, `scope_response` keeps it armed while the response body streams, and with
 //! `tower`, `ScopeLayer` gives every request such a token and `CancelLayer` cuts requests on a
 //! trigger (`CancelLayer::responding` answers them with a status instead, as axum needs).
+//!
+//! Deadlines cross service boundaries in request headers: [`DeadlineHeaders`] writes a
+//! token's remaining time into an outgoing request (`grpc-timeout` and `connect-timeout-ms`,
+//! rounded down; `PropagateDeadlineLayer` does it for a tower client), and
+//! [`DeadlinePolicy`] reads it back on the server, capped, into the request's token
+//! (`ScopeLayer::deadline` does it per request). `docs/distributed.md` has the formats.
+//!
 //! `docs/http.md` has recipes for reqwest, hyper, axum, tower and blocking clients.
 
 #[cfg(feature = "http-body")]
 mod body;
+mod deadline;
 mod error;
+#[cfg(feature = "tower")]
+mod propagate;
 #[cfg(feature = "tower")]
 mod respond;
 mod retry;
@@ -25,6 +35,7 @@ mod scope_layer;
 #[cfg(feature = "http-body")]
 mod scoped;
 mod send;
+mod timeout_header;
 #[cfg(feature = "tower")]
 mod tower;
 
@@ -37,7 +48,11 @@ pub use scoped::{scope_response, ScopeResponse, ScopedBody};
 
 /// The core [`scope()`](crate::scope()), also here for HTTP servers.
 pub use crate::scope::{scope, Scope};
+pub use deadline::{DeadlineHeaders, DeadlinePolicy, OnInvalid};
 pub use error::{find_cancelled, CancelError};
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use propagate::{PropagateDeadline, PropagateDeadlineLayer};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use respond::{RespondBody, RespondFuture, RespondLayer, RespondService};
@@ -47,6 +62,10 @@ pub use retry::{retry, Retry};
 pub use scope_layer::{ScopeLayer, ScopeService};
 pub use send::{
     send, send_owned, CancelFutureExt, SendRequest, SendRequestOwned, WithCancel, WithCancelOwned,
+};
+pub use timeout_header::{
+    encode_grpc_timeout, encode_timeout_ms, parse_grpc_timeout, parse_timeout_ms, HeaderError,
+    HeaderErrorKind,
 };
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]

@@ -7,7 +7,7 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{ScopeResponse, ScopedBody};
+use super::{DeadlinePolicy, ScopeResponse, ScopedBody};
 use crate::CancelToken;
 
 /// A tower layer that gives every request a token of its own, reachable from the handler as a
@@ -32,6 +32,10 @@ use crate::CancelToken;
 ///     .route("/report", get(report))
 ///     .layer(ScopeLayer::new(shutdown.hard().clone()));
 /// ```
+///
+/// With [`deadline`](Self::deadline), each request's token also carries the deadline its
+/// caller sent in its headers (`grpc-timeout`, `connect-timeout-ms`), capped by the server's
+/// maximum.
 ///
 /// The layer gives handlers a token; it does not stop them. To also cut a request on a
 /// trigger, put [`CancelLayer::from_extensions`](super::CancelLayer::from_extensions) inside
@@ -74,6 +78,7 @@ use crate::CancelToken;
 #[derive(Clone, Debug)]
 pub struct ScopeLayer {
     server: CancelToken,
+    deadline: Option<DeadlinePolicy>,
 }
 
 impl ScopeLayer {
@@ -91,7 +96,56 @@ impl ScopeLayer {
     /// assert_eq!(layer.server(), shutdown.hard());
     /// ```
     pub fn new(server: CancelToken) -> Self {
-        ScopeLayer { server }
+        ScopeLayer {
+            server,
+            deadline: None,
+        }
+    }
+
+    /// Gives each request's token the deadline `policy` reads from the request's headers,
+    /// counted from when the request reaches this layer.
+    ///
+    /// A header the policy rejects ([`OnInvalid::Reject`](super::OnInvalid::Reject)) leaves
+    /// its [`HeaderError`](super::HeaderError) in the request's extensions, for the handler
+    /// to answer `400 Bad Request` (in axum, take `Option<Extension<HeaderError>>`); the
+    /// token still carries the policy's cap, so a handler that runs anyway never gets more.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::{Duration, Instant};
+    /// use tower_layer::Layer;
+    /// use tower_service::Service;
+    /// use cancel_token::http::{DeadlinePolicy, HeaderError, ScopeLayer};
+    /// use cancel_token::CancelToken;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let handler = tower::service_fn(|request: http::Request<()>| async move {
+    ///     if let Some(err) = request.extensions().get::<HeaderError>() {
+    ///         return Ok::<_, Infallible>(http::Response::builder()
+    ///             .status(err.status())
+    ///             .body(http_body_util::Full::new(bytes::Bytes::from(err.to_string())))
+    ///             .unwrap());
+    ///     }
+    ///     let token = request.extensions().get::<CancelToken>().unwrap();
+    ///     let left = token.deadline().unwrap().saturating_duration_since(Instant::now());
+    ///     Ok(http::Response::new(http_body_util::Full::new(bytes::Bytes::from(left.as_secs().to_string()))))
+    /// });
+    /// let policy = DeadlinePolicy::new().max(Duration::from_secs(30));
+    /// let mut service = ScopeLayer::new(CancelToken::new()).deadline(policy).layer(handler);
+    ///
+    /// let request = http::Request::builder().header("grpc-timeout", "5S").body(()).unwrap();
+    /// let response = service.call(request).await.unwrap();
+    /// assert_eq!(response.status(), 200);
+    ///
+    /// let request = http::Request::builder().header("grpc-timeout", "5 seconds").body(()).unwrap();
+    /// assert_eq!(service.call(request).await.unwrap().status(), 400);
+    /// # });
+    /// ```
+    pub fn deadline(mut self, policy: DeadlinePolicy) -> Self {
+        self.deadline = Some(policy);
+        self
     }
 
     /// The server token every request's token is a child of.
@@ -117,6 +171,7 @@ impl<S> Layer<S> for ScopeLayer {
         ScopeService {
             inner,
             server: self.server.clone(),
+            deadline: self.deadline.clone(),
         }
     }
 }
@@ -141,6 +196,7 @@ impl<S> Layer<S> for ScopeLayer {
 pub struct ScopeService<S> {
     inner: S,
     server: CancelToken,
+    deadline: Option<DeadlinePolicy>,
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for ScopeService<S>
@@ -162,6 +218,11 @@ where
             Some(outer) => CancelToken::any([&self.server, outer]).child_named("request"),
             None => self.server.child_named("request"),
         };
+        if let Some(policy) = &self.deadline {
+            if let Err(err) = policy.apply(request.headers(), &token) {
+                request.extensions_mut().insert(err);
+            }
+        }
         request.extensions_mut().insert(token.clone());
         // A response to HEAD has no body, which servers drop unpolled: nothing to guard then.
         let has_body = request.method() != http::Method::HEAD;

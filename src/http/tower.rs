@@ -40,13 +40,15 @@ pub(super) enum Source {
 
 impl Source {
     fn token_for<R>(&self, request: &http::Request<R>) -> CancelToken {
+        // No token: the request runs as if its token were never triggered.
+        self.find(request).unwrap_or_default()
+    }
+
+    /// The request's token, if it has one.
+    pub(super) fn find<R>(&self, request: &http::Request<R>) -> Option<CancelToken> {
         match self {
-            Source::Fixed(token) => token.clone(),
-            Source::Extension => match request.extensions().get::<CancelToken>() {
-                Some(token) => token.clone(),
-                // No token: the request runs as if its token were never triggered.
-                None => CancelToken::new(),
-            },
+            Source::Fixed(token) => Some(token.clone()),
+            Source::Extension => request.extensions().get::<CancelToken>().cloned(),
         }
     }
 }
