@@ -8,6 +8,7 @@ mod support_grpc;
 use std::time::Duration;
 
 use cancel_token::grpc::ServerLayer;
+use cancel_token::http::OnInvalid;
 use cancel_token::{CancelToken, ReasonKind};
 use http::HeaderValue;
 use support_grpc::{bounded, TestServer, WorkRequest};
@@ -38,15 +39,18 @@ fn bad_values() -> Vec<(&'static str, HeaderValue)> {
         ),
         ("inner space", HeaderValue::from_static("5 m")),
         ("tab", HeaderValue::from_static("5\tm")),
+        ("repeated", HeaderValue::from_static("1S")),
     ]
 }
 
-fn request_with(value: &HeaderValue) -> tonic::Request<WorkRequest> {
+/// A request that carries `grpc-timeout: value`, or two of them for "repeated".
+fn request_with(what: &str, value: &HeaderValue) -> tonic::Request<WorkRequest> {
     let mut request = tonic::Request::new(WorkRequest { millis: 1 });
-    request
-        .metadata_mut()
-        .as_mut()
-        .insert("grpc-timeout", value.clone());
+    let headers = request.metadata_mut().as_mut();
+    headers.insert("grpc-timeout", value.clone());
+    if what == "repeated" {
+        headers.append("grpc-timeout", HeaderValue::from_static("2S"));
+    }
     request
 }
 
@@ -55,12 +59,12 @@ async fn reject_mode_answers_invalid_argument_without_calling_the_method() {
     let mut server = TestServer::start(ServerLayer::new(CancelToken::new())).await;
     let mut client = server.client().await;
     for (what, value) in bad_values() {
-        let status = bounded(what, client.work(request_with(&value)))
+        let status = bounded(what, client.work(request_with(what, &value)))
             .await
             .expect_err(what);
         assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
         assert!(
-            status.message().starts_with("invalid grpc-timeout"),
+            status.message().starts_with("invalid grpc-timeout header"),
             "{what}: {status:?}"
         );
         eprintln!("{what}: {}", status.message());
@@ -68,7 +72,7 @@ async fn reject_mode_answers_invalid_argument_without_calling_the_method() {
     }
     // The server is still up and serving.
     let value = HeaderValue::from_static("5S");
-    bounded("a good call", client.work(request_with(&value)))
+    bounded("a good call", client.work(request_with("", &value)))
         .await
         .unwrap();
     let seen = server.next_call().await;
@@ -78,13 +82,12 @@ async fn reject_mode_answers_invalid_argument_without_calling_the_method() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignore_mode_runs_the_call_under_the_cap_only() {
     let cap = Duration::from_secs(5);
-    let layer = ServerLayer::new(CancelToken::new())
-        .reject_invalid(false)
-        .max_timeout(cap);
+    let policy = ServerLayer::policy().max(cap).on_invalid(OnInvalid::Ignore);
+    let layer = ServerLayer::new(CancelToken::new()).deadline(policy);
     let mut server = TestServer::start(layer).await;
     let mut client = server.client().await;
     for (what, value) in bad_values() {
-        let done = bounded(what, client.work(request_with(&value)))
+        let done = bounded(what, client.work(request_with(what, &value)))
             .await
             .unwrap_or_else(|status| panic!("{what}: {status:?}"));
         assert_eq!(done.into_inner().millis, 1, "{what}");
@@ -101,11 +104,12 @@ async fn ignore_mode_runs_the_call_under_the_cap_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignore_mode_without_a_cap_runs_the_call_without_a_deadline() {
-    let layer = ServerLayer::new(CancelToken::new()).reject_invalid(false);
+    let policy = ServerLayer::policy().on_invalid(OnInvalid::Ignore);
+    let layer = ServerLayer::new(CancelToken::new()).deadline(policy);
     let mut server = TestServer::start(layer).await;
     let mut client = server.client().await;
     let value = HeaderValue::from_static("soon");
-    bounded("the call", client.work(request_with(&value)))
+    bounded("the call", client.work(request_with("", &value)))
         .await
         .unwrap();
     let seen = server.next_call().await;
@@ -119,7 +123,7 @@ async fn extreme_valid_values_neither_panic_nor_overflow() {
 
     // The largest the header can say: about 11,000 years, a deadline far away or "never".
     let value = HeaderValue::from_static("99999999H");
-    bounded("the call", client.work(request_with(&value)))
+    bounded("the call", client.work(request_with("", &value)))
         .await
         .unwrap();
     let seen = server.next_call().await;
@@ -128,7 +132,7 @@ async fn extreme_valid_values_neither_panic_nor_overflow() {
     // Zero: the deadline has passed when the call arrives; the method is never called.
     let mut raw = server.raw_client();
     let value = HeaderValue::from_static("0n");
-    let status = bounded("the call", raw.work(request_with(&value)))
+    let status = bounded("the call", raw.work(request_with("", &value)))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");

@@ -2,65 +2,59 @@
 //! time into a call's `grpc-timeout`, and [`DeadlineInterceptor`] does it for every call of a
 //! tonic client. (The tower layer that also cuts calls on a trigger is in `client_layer.rs`.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use super::wire::{encode_grpc_timeout, parse_grpc_timeout};
+use crate::http::DeadlineHeaders;
 use crate::CancelToken;
 
-/// The header gRPC carries a call's timeout in.
-pub(super) const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+/// The headers a gRPC call's deadline travels in: `grpc-timeout` only, less
+/// [`DeadlineHeaders`]' margin of 5 ms for the call's trip to the callee.
+pub(super) fn grpc_headers() -> DeadlineHeaders {
+    DeadlineHeaders::new().millis(None)
+}
 
 /// What [`write_timeout`] left in the headers.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Written {
-    /// The timeout the headers carry (as the callee will read it: the encoding rounds down).
+    /// The timeout the headers carry.
     pub(super) timeout: Option<Duration>,
-    /// Whether that is the token's: `false` when the headers already had a shorter one.
+    /// Whether that is the token's: `false` when the headers already had a shorter one, or
+    /// the token has no deadline.
     pub(super) from_token: bool,
 }
 
-/// Writes `token`'s remaining time into `headers` as `grpc-timeout`, unless a valid header
-/// that is no longer is already there.
-pub(super) fn write_timeout(token: &CancelToken, headers: &mut HeaderMap) -> Written {
-    let existing = headers
-        .get(GRPC_TIMEOUT)
-        .and_then(|value| parse_grpc_timeout(value).ok());
-    let Some(deadline) = token.deadline() else {
+/// Writes `token`'s remaining time, less the margin, into `headers` as `propagate` says,
+/// unless a valid header there already asks for less.
+pub(super) fn write_timeout(
+    propagate: &DeadlineHeaders,
+    token: &CancelToken,
+    headers: &mut HeaderMap,
+) -> Written {
+    let Some(own) = propagate.remaining(token) else {
         return Written {
-            timeout: existing,
+            timeout: propagate.read(headers).ok().flatten(),
             from_token: false,
         };
     };
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let value = encode_grpc_timeout(remaining);
-    let sent = parse_grpc_timeout(&value).unwrap_or(remaining);
-    match existing {
-        Some(existing) if existing <= sent => Written {
-            timeout: Some(existing),
-            from_token: false,
-        },
-        _ => {
-            headers.insert(GRPC_TIMEOUT, value);
-            Written {
-                timeout: Some(sent),
-                from_token: true,
-            }
-        }
+    let timeout = propagate.insert_timeout(own, headers);
+    Written {
+        timeout: Some(timeout),
+        from_token: timeout == own,
     }
 }
 
 /// A tonic request for `message` that carries `token`'s deadline and the token itself.
 ///
 /// The request's `grpc-timeout` is the token's remaining time ([`CancelToken::deadline`]
-/// minus now, rounded down to what the header can say), so the callee stops when the caller
-/// would give up; a token without a deadline sends no header. A clone of the token goes into
-/// the request's extensions, where [`ClientLayer`](super::ClientLayer) finds it to cut the
-/// call when the token is triggered for any other reason (extensions never leave the
-/// process).
+/// minus now), less a margin of 5 ms for the trip to the callee and rounded down, so the
+/// callee's deadline falls before the caller's (as [`DeadlineHeaders::new`] does for HTTP);
+/// a token without a deadline sends no header. A clone of the token goes into the request's
+/// extensions, where [`ClientLayer`](super::ClientLayer) finds it to cut the call when the
+/// token is triggered for any other reason (extensions never leave the process).
 ///
 /// # Examples
 ///
@@ -71,7 +65,7 @@ pub(super) fn write_timeout(token: &CancelToken, headers: &mut HeaderMap) -> Wri
 /// let token = CancelToken::with_timeout(Duration::from_millis(300));
 /// let request = grpc::request(&token, "report 7");
 /// let timeout = request.metadata().get("grpc-timeout").unwrap();
-/// assert!(timeout.to_str().unwrap().ends_with('u'), "{timeout:?}"); // e.g. 299987u
+/// assert!(timeout.to_str().unwrap().ends_with('u'), "{timeout:?}"); // e.g. 294987u
 /// assert_eq!(request.extensions().get::<CancelToken>(), Some(&token));
 ///
 /// let no_deadline = grpc::request(&CancelToken::new(), ());
@@ -87,10 +81,10 @@ pub fn request<T>(token: &CancelToken, message: T) -> Request<T> {
 /// Writes `token`'s remaining time into `request`'s `grpc-timeout`, and returns the timeout
 /// the request now carries.
 ///
-/// A valid `grpc-timeout` already in the request that is not longer than the token's is kept
-/// (the earlier deadline wins); an invalid one is replaced. A token without a deadline leaves
-/// the request as it is. The timeout is rounded down to what the header can say (eight
-/// digits and a unit), so the callee never waits longer than the caller. `None` means the
+/// The timeout is the time left before the token's deadline less a margin of 5 ms for the
+/// trip (see [`request`]), rounded down to what the header can say. A valid `grpc-timeout`
+/// already in the request that asks for less is kept (the earlier deadline wins); an invalid
+/// one is replaced. A token without a deadline leaves the request as it is. `None` means the
 /// request carries no valid timeout.
 ///
 /// # Examples
@@ -106,18 +100,19 @@ pub fn request<T>(token: &CancelToken, message: T) -> Request<T> {
 ///
 /// let mut request = tonic::Request::new(());
 /// let sent = grpc::set_deadline(&token, &mut request).unwrap();
-/// assert!(sent <= Duration::from_secs(10) && sent > Duration::from_secs(9));
+/// assert!(sent < Duration::from_secs(10) && sent > Duration::from_secs(9));
 ///
 /// assert_eq!(grpc::set_deadline(&CancelToken::new(), &mut tonic::Request::new(())), None);
 /// ```
 pub fn set_deadline<T>(token: &CancelToken, request: &mut Request<T>) -> Option<Duration> {
-    write_timeout(token, request.metadata_mut().as_mut()).timeout
+    write_timeout(&grpc_headers(), token, request.metadata_mut().as_mut()).timeout
 }
 
 /// A tonic [`Interceptor`] that sends a token's remaining time as every call's `grpc-timeout`.
 ///
 /// Each call gets the earlier of its token's deadline and that of a `CancelToken` in the
-/// call's extensions (put there by [`request`]), as [`set_deadline`] writes it. A call made
+/// call's extensions (put there by [`request`]), as [`set_deadline`] writes it, or as the
+/// [`headers`](DeadlineInterceptor::headers) given say. A call made
 /// when either token is already triggered is refused with the token's status
 /// (`DEADLINE_EXCEEDED` after a timeout, `CANCELLED` otherwise) and never sent.
 ///
@@ -147,6 +142,7 @@ pub fn set_deadline<T>(token: &CancelToken, request: &mut Request<T>) -> Option<
 #[derive(Clone, Debug)]
 pub struct DeadlineInterceptor {
     token: CancelToken,
+    propagate: DeadlineHeaders,
 }
 
 impl DeadlineInterceptor {
@@ -162,7 +158,35 @@ impl DeadlineInterceptor {
     /// assert_eq!(DeadlineInterceptor::new(token.clone()).token(), &token);
     /// ```
     pub fn new(token: CancelToken) -> Self {
-        DeadlineInterceptor { token }
+        DeadlineInterceptor {
+            token,
+            propagate: grpc_headers(),
+        }
+    }
+
+    /// Writes the deadline as `propagate` says instead: another margin, or
+    /// `connect-timeout-ms` too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::grpc::DeadlineInterceptor;
+    /// use cancel_token::http::DeadlineHeaders;
+    /// use cancel_token::CancelToken;
+    /// use tonic::service::Interceptor;
+    ///
+    /// let token = CancelToken::with_timeout(Duration::from_secs(1));
+    /// let far = DeadlineHeaders::new().millis(None).margin(Duration::from_millis(100));
+    /// let mut interceptor = DeadlineInterceptor::new(token).headers(far);
+    /// let request = interceptor.call(tonic::Request::new(())).unwrap();
+    /// let value = request.metadata().get("grpc-timeout").unwrap().to_str().unwrap();
+    /// let micros: u64 = value.strip_suffix('u').unwrap().parse().unwrap();
+    /// assert!(micros <= 900_000, "{value}");
+    /// ```
+    pub fn headers(mut self, propagate: DeadlineHeaders) -> Self {
+        self.propagate = propagate;
+        self
     }
 
     /// The token whose deadline every call carries.
@@ -189,9 +213,9 @@ impl Interceptor for DeadlineInterceptor {
             extension.raise_if_triggered()?;
         }
         let headers = request.metadata_mut().as_mut();
-        write_timeout(&self.token, headers);
+        write_timeout(&self.propagate, &self.token, headers);
         if let Some(extension) = &extension {
-            write_timeout(extension, headers);
+            write_timeout(&self.propagate, extension, headers);
         }
         Ok(request)
     }

@@ -12,8 +12,8 @@ use tonic::Status;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::client::write_timeout;
-use crate::http::BoxError;
+use super::client::{grpc_headers, write_timeout};
+use crate::http::{BoxError, DeadlineHeaders};
 use crate::wait::{Race, Waiter};
 use crate::{CancelToken, Cancelled};
 
@@ -26,7 +26,9 @@ fn cut(cancelled: Cancelled) -> BoxError {
 /// A tower layer for a tonic channel: every call carries its token's remaining time as
 /// `grpc-timeout` and is cut at once when the token is triggered.
 ///
-/// The token of a call is the `CancelToken` in its extensions (put there by
+/// The deadline is written as [`set_deadline`](super::set_deadline) writes it: the time left
+/// less a margin of 5 ms for the trip, unless the call already asks for less;
+/// [`headers`](ClientLayer::headers) changes that. The token of a call is the `CancelToken` in its extensions (put there by
 /// [`request`](super::request()); tonic hands a request's extensions down to the channel), the
 /// layer's own ([`with_token`](ClientLayer::with_token)), or, when there are both, either of
 /// them. A call without a token passes through untouched.
@@ -70,9 +72,16 @@ fn cut(cancelled: Cancelled) -> BoxError {
 /// assert_eq!(status.message(), "cancellation requested by token request: user pressed stop");
 /// # });
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ClientLayer {
     token: Option<CancelToken>,
+    propagate: DeadlineHeaders,
+}
+
+impl Default for ClientLayer {
+    fn default() -> Self {
+        ClientLayer::new()
+    }
 }
 
 impl ClientLayer {
@@ -86,7 +95,10 @@ impl ClientLayer {
     /// assert!(ClientLayer::new().token().is_none());
     /// ```
     pub fn new() -> Self {
-        ClientLayer { token: None }
+        ClientLayer {
+            token: None,
+            propagate: grpc_headers(),
+        }
     }
 
     /// Cuts every call with `token` (and with the token in a call's extensions, if it has
@@ -102,7 +114,30 @@ impl ClientLayer {
     /// assert_eq!(ClientLayer::with_token(shutdown.clone()).token(), Some(&shutdown));
     /// ```
     pub fn with_token(token: CancelToken) -> Self {
-        ClientLayer { token: Some(token) }
+        ClientLayer {
+            token: Some(token),
+            propagate: grpc_headers(),
+        }
+    }
+
+    /// Writes each call's deadline as `propagate` says instead: another margin, or
+    /// `connect-timeout-ms` too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::grpc::ClientLayer;
+    /// use cancel_token::http::DeadlineHeaders;
+    ///
+    /// // Calls that cross a slow link: leave them 50 ms to arrive.
+    /// let layer = ClientLayer::new()
+    ///     .headers(DeadlineHeaders::new().millis(None).margin(Duration::from_millis(50)));
+    /// # drop(layer);
+    /// ```
+    pub fn headers(mut self, propagate: DeadlineHeaders) -> Self {
+        self.propagate = propagate;
+        self
     }
 
     /// The layer's own token, if it has one.
@@ -126,6 +161,7 @@ impl<S> Layer<S> for ClientLayer {
         ClientService {
             inner,
             token: self.token.clone(),
+            propagate: self.propagate.clone(),
         }
     }
 }
@@ -149,6 +185,7 @@ impl<S> Layer<S> for ClientLayer {
 pub struct ClientService<S> {
     inner: S,
     token: Option<CancelToken>,
+    propagate: DeadlineHeaders,
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for ClientService<S>
@@ -189,7 +226,7 @@ where
                 future: None,
             };
         }
-        let written = write_timeout(&token, request.headers_mut());
+        let written = write_timeout(&self.propagate, &token, request.headers_mut());
         ClientFuture {
             future: Some(self.inner.call(request)),
             waiter: Some(Waiter::new(token)),
@@ -316,11 +353,11 @@ where
                     return Poll::Ready(Err(cut(cancelled)));
                 }
                 if *this.timed_by_token && is_timeout_expired(&*err) {
-                    // The channel timed the deadline we sent, which is the token's rounded
-                    // down by at most one unit of the header: the token's own deadline is due
-                    // now or within that unit. Its status (`DEADLINE_EXCEEDED`, its reason)
-                    // is the right answer, so wait for it rather than report the channel's
-                    // `CANCELLED`.
+                    // The channel timed the deadline we sent, which is the token's less the
+                    // margin (and rounded down by at most one unit of the header): the
+                    // token's own deadline is due within that margin. Its status
+                    // (`DEADLINE_EXCEEDED`, its reason) is the right answer, so the call
+                    // fails when the token fires rather than with the channel's `CANCELLED`.
                     if waiter.poll(cx).is_pending() {
                         *this.expired = Some(err);
                         return Poll::Pending;

@@ -23,10 +23,6 @@ mod client;
 mod client_layer;
 mod server;
 mod status;
-// TEMPORARY: stand-ins for `crate::http::{encode_grpc_timeout, parse_grpc_timeout}`, which are
-// being written on `main`; swapped for them when they land.
-mod wire_tmp;
-use wire_tmp as wire;
 
 pub use call::{ServerBody, ServerFuture};
 pub use client::{request, set_deadline, DeadlineInterceptor};

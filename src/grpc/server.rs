@@ -5,16 +5,14 @@
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::HeaderValue;
+use http::HeaderMap;
 use http_body::Body;
 use tonic::{Request, Status};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::call::{ServerBody, ServerFuture};
-use super::client::GRPC_TIMEOUT;
-use super::wire::parse_grpc_timeout;
-use crate::http::ScopeResponse;
+use crate::http::{DeadlineHeaders, DeadlinePolicy, HeaderError, ScopeResponse};
 use crate::{CancelToken, Reason, ReasonKind};
 
 /// The token of a call served under a [`ServerLayer`], for the service method.
@@ -52,9 +50,9 @@ pub(super) struct Deadline {
 /// flight. It is triggered
 ///
 /// - with [`ReasonKind::Timeout`] when the caller's deadline elapses: the call's
-///   `grpc-timeout`, counted from when the call arrived, capped by the server's
-///   [`max_timeout`](ServerLayer::max_timeout); the message names it, e.g. `the caller's
-///   deadline elapsed (grpc-timeout: 250m)`;
+///   `grpc-timeout`, counted from when the call arrived, capped by the server's limit if its
+///   [`DeadlinePolicy`] has one ([`deadline`](ServerLayer::deadline)); the message names it,
+///   e.g. `the caller's deadline of 250ms elapsed (grpc-timeout: 250m)`;
 /// - with [`ReasonKind::Dropped`] when the caller goes away: the server drops the call's
 ///   response future before it is ready, or a streaming response's body before its end.
 ///   A caller that goes away at or after the call's deadline counts as the deadline.
@@ -64,20 +62,22 @@ pub(super) struct Deadline {
 /// reason otherwise), and a response that streams is ended with that status in its trailers.
 /// A call that completes, its stream included, leaves its token alone.
 ///
-/// A `grpc-timeout` that does not parse is answered with `INVALID_ARGUMENT`, naming the
-/// problem, without calling the service; with [`reject_invalid(false)`](Self::reject_invalid)
-/// the call runs as if it had sent none (only the server's cap applies).
+/// A `grpc-timeout` that cannot be read (malformed, repeated) is answered with
+/// `INVALID_ARGUMENT`, naming the problem, without calling the service; with
+/// [`OnInvalid::Ignore`](crate::http::OnInvalid::Ignore) in the policy, the call runs as if it
+/// had sent none (only the server's cap applies).
 ///
-/// The caller's deadline reaches the server as a timeout, so the server's deadline is later
-/// than the caller's by the time the call took to arrive; a caller that enforces its own
-/// deadline (a [`ClientLayer`](super::ClientLayer)) may then go away first, which the server
-/// sees as [`ReasonKind::Dropped`] if it happens just before its own deadline.
-/// [`deadline_offset`](Self::deadline_offset) moves the server's deadline earlier to keep
-/// it first.
+/// The caller's deadline reaches the server as a timeout, counted from the call's arrival.
+/// This crate's clients take a margin of 5 ms off it for the trip, but tonic's channel times
+/// the `grpc-timeout` it sends and resets the call when it elapses, at about the moment the
+/// server's deadline falls: a server that sees that reset just before its deadline reports
+/// [`ReasonKind::Dropped`]. [`deadline_offset`](Self::deadline_offset) moves the server's
+/// deadline earlier, so that it comes first.
 ///
 /// ```text
 /// Server::builder()
-///     .layer(ServerLayer::new(shutdown.hard().clone()).max_timeout(Duration::from_secs(30)))
+///     .layer(ServerLayer::new(shutdown.hard().clone())
+///         .deadline(ServerLayer::policy().max(Duration::from_secs(30))))
 ///     .add_service(ReportsServer::new(service))
 ///     .serve(addr)
 ///     .await?;
@@ -120,14 +120,14 @@ pub(super) struct Deadline {
 #[derive(Clone, Debug)]
 pub struct ServerLayer {
     server: CancelToken,
-    max_timeout: Option<Duration>,
-    reject_invalid: bool,
+    policy: DeadlinePolicy,
     deadline_offset: Duration,
 }
 
 impl ServerLayer {
-    /// Gives every call a child of `server`, with the caller's deadline, no cap, no offset,
-    /// and invalid `grpc-timeout`s rejected.
+    /// Gives every call a child of `server`, with the caller's deadline as
+    /// [`ServerLayer::policy`] reads it: no cap, no offset, and unreadable `grpc-timeout`s
+    /// rejected.
     ///
     /// # Examples
     ///
@@ -143,15 +143,35 @@ impl ServerLayer {
     pub fn new(server: CancelToken) -> Self {
         ServerLayer {
             server,
-            max_timeout: None,
-            reject_invalid: true,
+            policy: ServerLayer::policy(),
             deadline_offset: Duration::ZERO,
         }
     }
 
-    /// Caps every call's time at `max`, whatever its caller asked (or when it asked
-    /// nothing); a call stopped by the cap is triggered with [`ReasonKind::Timeout`] and a
-    /// message that names the cap.
+    /// The policy [`new`](Self::new) starts with, to build on: it reads `grpc-timeout` only
+    /// (not `connect-timeout-ms`, which [`DeadlinePolicy::new`] reads too), has no cap and
+    /// rejects a header it cannot read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancel_token::grpc::ServerLayer;
+    /// use cancel_token::http::OnInvalid;
+    ///
+    /// let policy = ServerLayer::policy().max(Duration::from_secs(30)).on_invalid(OnInvalid::Ignore);
+    /// assert_eq!(policy.deadline_headers().millis_name(), None);
+    /// assert_eq!(policy.max_timeout(), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn policy() -> DeadlinePolicy {
+        DeadlinePolicy::new().headers(DeadlineHeaders::new().millis(None))
+    }
+
+    /// Reads each call's deadline as `policy` says: its cap (`max`), what it does with a
+    /// header it cannot read (`on_invalid`), and the headers it reads.
+    ///
+    /// A call stopped by the cap is triggered with [`ReasonKind::Timeout`] and a message that
+    /// names the cap (`the server's limit of 30s elapsed`).
     ///
     /// # Examples
     ///
@@ -160,49 +180,33 @@ impl ServerLayer {
     /// use cancel_token::grpc::ServerLayer;
     /// use cancel_token::CancelToken;
     ///
-    /// let layer = ServerLayer::new(CancelToken::new()).max_timeout(Duration::from_secs(30));
-    /// assert_eq!(layer.get_max_timeout(), Some(Duration::from_secs(30)));
+    /// let layer = ServerLayer::new(CancelToken::new())
+    ///     .deadline(ServerLayer::policy().max(Duration::from_secs(30)));
+    /// assert_eq!(layer.deadline_policy().max_timeout(), Some(Duration::from_secs(30)));
     /// ```
-    pub fn max_timeout(mut self, max: Duration) -> Self {
-        self.max_timeout = Some(max);
+    pub fn deadline(mut self, policy: DeadlinePolicy) -> Self {
+        self.policy = policy;
         self
     }
 
-    /// The cap set by [`max_timeout`](Self::max_timeout), if any.
+    /// The policy calls' deadlines are read with.
     ///
     /// # Examples
     ///
     /// ```
     /// use cancel_token::grpc::ServerLayer;
+    /// use cancel_token::http::OnInvalid;
     /// use cancel_token::CancelToken;
     ///
-    /// assert_eq!(ServerLayer::new(CancelToken::new()).get_max_timeout(), None);
+    /// assert_eq!(ServerLayer::new(CancelToken::new()).deadline_policy().invalid(), OnInvalid::Reject);
     /// ```
-    pub fn get_max_timeout(&self) -> Option<Duration> {
-        self.max_timeout
-    }
-
-    /// Whether a call whose `grpc-timeout` does not parse is answered with
-    /// `INVALID_ARGUMENT` without calling the service (`true`, the default), or runs as if it
-    /// had sent no timeout (`false`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_token::grpc::ServerLayer;
-    /// use cancel_token::CancelToken;
-    ///
-    /// let lenient = ServerLayer::new(CancelToken::new()).reject_invalid(false);
-    /// # drop(lenient);
-    /// ```
-    pub fn reject_invalid(mut self, reject: bool) -> Self {
-        self.reject_invalid = reject;
-        self
+    pub fn deadline_policy(&self) -> &DeadlinePolicy {
+        &self.policy
     }
 
     /// Takes `offset` off every caller's timeout (down to zero), so that the server's
-    /// deadline comes before the caller's, however long the call took to arrive: the call
-    /// then ends as a timeout on both sides rather than racing the caller's own cut. The
+    /// deadline comes before the caller's own cut (tonic's channel resets a call when the
+    /// `grpc-timeout` it sent elapses): the call then ends as a timeout on both sides. The
     /// server's cap is not affected.
     ///
     /// # Examples
@@ -235,39 +239,55 @@ impl ServerLayer {
         &self.server
     }
 
-    /// The deadline of a call that arrived at `now` with `caller`'s timeout (and the header
-    /// that said so): the earlier of the caller's and the cap.
-    fn deadline(&self, caller: Option<(Duration, &HeaderValue)>, now: Instant) -> Option<Deadline> {
-        let caller = caller.and_then(|(timeout, value)| {
-            let at = now.checked_add(timeout.saturating_sub(self.deadline_offset))?;
-            let value = String::from_utf8_lossy(value.as_bytes());
-            let message = if self.deadline_offset.is_zero() {
-                format!("the caller's deadline elapsed (grpc-timeout: {value})")
+    /// The deadline of a call that arrived at `now` with `headers`, or the error to answer
+    /// it with.
+    fn call_deadline(
+        &self,
+        headers: &HeaderMap,
+        now: Instant,
+    ) -> Result<Option<Deadline>, HeaderError> {
+        let Some(limit) = self.policy.timeout(headers)? else {
+            return Ok(None);
+        };
+        let offset = self.deadline_offset;
+        let callers = |asked: Duration| {
+            if offset.is_zero() {
+                format!("the caller's deadline of {asked:?} elapsed")
             } else {
-                format!(
-                    "the caller's deadline, less the server's offset of {:?}, elapsed \
-                     (grpc-timeout: {value})",
-                    self.deadline_offset
-                )
-            };
-            Some(Deadline {
-                at,
-                reason: Reason::with_message(ReasonKind::Timeout, message),
+                format!("the caller's deadline of {asked:?}, less the server's offset of {offset:?}, elapsed")
+            }
+        };
+        let configured = self.policy.deadline_headers();
+        let asked = configured.read(headers).ok().flatten();
+        let (timeout, mut message) = match asked {
+            Some(asked) if asked.saturating_sub(offset) <= limit => {
+                (asked.saturating_sub(offset), callers(asked))
+            }
+            _ if self.policy.max_timeout() == Some(limit) => {
+                (limit, format!("the server's limit of {limit:?} elapsed"))
+            }
+            _ => (limit.saturating_sub(offset), callers(limit)),
+        };
+        // The headers as they came, for whoever reads the reason.
+        let shown: Vec<String> = [configured.grpc_timeout_name(), configured.millis_name()]
+            .into_iter()
+            .flatten()
+            .filter_map(|name| {
+                let value = headers.get(name)?;
+                Some(format!(
+                    "{name}: {}",
+                    String::from_utf8_lossy(value.as_bytes())
+                ))
             })
-        });
-        let cap = self.max_timeout.and_then(|max| {
-            let at = now.checked_add(max)?;
-            let message = format!("the server's limit of {max:?} per call elapsed");
-            Some(Deadline {
-                at,
-                reason: Reason::with_message(ReasonKind::Timeout, message),
-            })
-        });
-        match (caller, cap) {
-            (Some(caller), Some(cap)) if cap.at < caller.at => Some(cap),
-            (Some(caller), _) => Some(caller),
-            (None, cap) => cap,
+            .collect();
+        if !shown.is_empty() {
+            message = format!("{message} ({})", shown.join(", "));
         }
+        // A timeout too far off for the clock: never.
+        Ok(now.checked_add(timeout).map(|at| Deadline {
+            at,
+            reason: Reason::with_message(ReasonKind::Timeout, message),
+        }))
     }
 }
 
@@ -318,20 +338,11 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
-        let now = Instant::now();
-        let caller = match request.headers().get(GRPC_TIMEOUT) {
-            None => None,
-            Some(value) => match parse_grpc_timeout(value) {
-                Ok(timeout) => Some((timeout, value)),
-                Err(err) if self.layer.reject_invalid => {
-                    // Answered unserved; `poll_ready`'s reservation is released as tower allows.
-                    let message = format!("invalid grpc-timeout {value:?}: {err}");
-                    return ServerFuture::answer(Status::invalid_argument(message));
-                }
-                Err(_) => None,
-            },
+        let deadline = match self.layer.call_deadline(request.headers(), Instant::now()) {
+            Ok(deadline) => deadline,
+            // Answered unserved; `poll_ready`'s reservation is released as tower allows.
+            Err(err) => return ServerFuture::answer(Status::invalid_argument(err.to_string())),
         };
-        let deadline = self.layer.deadline(caller, now);
         let token = match request.extensions().get::<CancelToken>() {
             // Named like any other call's token, and triggered by either.
             Some(outer) => CancelToken::any([&self.layer.server, outer]).child_named("call"),
