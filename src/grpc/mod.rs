@@ -20,12 +20,14 @@
 
 mod call;
 mod client;
+mod client_body;
 mod client_layer;
 mod server;
 mod status;
 
 pub use call::{ServerBody, ServerFuture};
 pub use client::{request, set_deadline, DeadlineInterceptor};
-pub use client_layer::{ClientBody, ClientFuture, ClientLayer, ClientService};
+pub use client_body::ClientBody;
+pub use client_layer::{ClientFuture, ClientLayer, ClientService};
 pub use server::{call_token, ServerLayer, ServerService};
 pub use status::reason_from_status;
