@@ -49,9 +49,9 @@ pin_project! {
     /// # Cancellation safety
     ///
     /// Dropping it before it completes triggers the call's token with
-    /// [`ReasonKind::Dropped`](crate::ReasonKind::Dropped) (with the deadline's reason if the deadline is due). On a
-    /// trigger, the service's future is dropped at once and the call answered with the
-    /// token's status.
+    /// [`ReasonKind::Dropped`](crate::ReasonKind::Dropped) (with the deadline's reason if the
+    /// deadline is due). On a trigger, the service's future is dropped at once and the call
+    /// answered with the token's status.
     ///
     /// # Fairness
     ///
@@ -88,7 +88,8 @@ pin_project! {
     impl<F> PinnedDrop for ServerFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let (Some(watch), Some(_)) = (this.watch.as_ref(), this.call.as_ref().as_pin_ref()) {
+            let in_flight = this.call.as_ref().as_pin_ref().is_some();
+            if let (Some(watch), true) = (this.watch.as_ref(), in_flight) {
                 watch.expire_if_due();
             }
         }
@@ -179,8 +180,9 @@ impl<F> fmt::Debug for ServerFuture<F> {
 }
 
 pin_project! {
-    /// The response body of a [`ServerService`](super::ServerService): the service's body, which triggers the
-    /// call's token with [`ReasonKind::Dropped`](crate::ReasonKind::Dropped) if it is dropped before its end (a
+    /// The response body of a [`ServerService`](super::ServerService): the service's body,
+    /// which triggers the call's token with
+    /// [`ReasonKind::Dropped`](crate::ReasonKind::Dropped) if it is dropped before its end (a
     /// [`ScopedBody`]), and which ends with the token's status in its trailers when the
     /// token is triggered while it streams.
     ///
@@ -197,7 +199,8 @@ pin_project! {
     ///     Ok::<_, Infallible>(http::Response::new(tonic::body::Body::empty()))
     /// });
     /// let mut service = ServerLayer::new(CancelToken::new()).layer(router);
-    /// let response = futures_lite::future::block_on(service.call(http::Request::new(()))).unwrap();
+    /// let call = service.call(http::Request::new(()));
+    /// let response = futures_lite::future::block_on(call).unwrap();
     /// let body: ServerBody<tonic::body::Body> = response.into_body();
     /// assert!(http_body::Body::is_end_stream(&body));
     /// ```

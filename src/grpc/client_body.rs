@@ -20,8 +20,9 @@ pub(super) fn cut(cancelled: Cancelled) -> BoxError {
 }
 
 pin_project! {
-    /// The response body of a [`ClientService`](super::ClientService): the channel's body, ended with the token's
-    /// status (a boxed [`Status`] as the error) when the token is triggered while it streams.
+    /// The response body of a [`ClientService`](super::ClientService): the channel's body,
+    /// ended with the token's status (a boxed [`Status`] as the error) when the token is
+    /// triggered while it streams.
     ///
     /// On a trigger the channel's body is dropped at once, which resets the call's stream, so
     /// the callee sees its client go away.
@@ -38,7 +39,8 @@ pin_project! {
     ///
     /// # futures_lite::future::block_on(async {
     /// let channel = tower::service_fn(|_request: http::Request<()>| async {
-    ///     Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::from("ab"))))
+    ///     let body = http_body_util::Full::new(bytes::Bytes::from("ab"));
+    ///     Ok::<_, Infallible>(http::Response::new(body))
     /// });
     /// let token = CancelToken::new();
     /// let mut service = ClientLayer::with_token(token.clone()).layer(channel);
@@ -46,7 +48,8 @@ pin_project! {
     /// token.trigger_with(cancel_token::ReasonKind::Timeout);
     /// let body: ClientBody<_> = response.into_body();
     /// let err = body.collect().await.unwrap_err();
-    /// assert_eq!(err.downcast_ref::<tonic::Status>().unwrap().code(), tonic::Code::DeadlineExceeded);
+    /// let status = err.downcast_ref::<tonic::Status>().unwrap();
+    /// assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
     /// # });
     /// ```
     #[must_use = "bodies do nothing unless polled"]

@@ -19,9 +19,7 @@ use crate::{CancelToken, Cancelled};
 /// A tower layer for a tonic channel: every call carries its token's remaining time as
 /// `grpc-timeout` and is cut at once when the token is triggered.
 ///
-/// The deadline is written as [`set_deadline`](super::set_deadline) writes it: the time left
-/// less a margin of 5 ms for the trip, unless the call already asks for less;
-/// [`headers`](ClientLayer::headers) changes that. The token of a call is the `CancelToken` in its extensions (put there by
+/// The token of a call is the `CancelToken` in its extensions (put there by
 /// [`request`](super::request()); tonic hands a request's extensions down to the channel), the
 /// layer's own ([`with_token`](ClientLayer::with_token)), or, when there are both, either of
 /// them. A call without a token passes through untouched.
@@ -32,6 +30,13 @@ use crate::{CancelToken, Cancelled};
 /// status: `DEADLINE_EXCEEDED` for a [`ReasonKind::Timeout`](crate::ReasonKind::Timeout),
 /// `CANCELLED` otherwise, with the reason in the message. A transport error that arrives
 /// after the trigger reads as the cancellation too.
+///
+/// The deadline is written as [`set_deadline`](super::set_deadline) writes it: the time left
+/// less a margin of 5 ms for the trip, unless the call already asks for less
+/// ([`headers`](ClientLayer::headers) changes that). A tonic channel fails a call with
+/// `CANCELLED` (`Timeout expired`) when the `grpc-timeout` it sends elapses; under this layer
+/// such a call fails when the token's own deadline fires, with the token's
+/// `DEADLINE_EXCEEDED`.
 ///
 /// ```text
 /// let channel = Endpoint::from_static("http://127.0.0.1:50051").connect().await?;
@@ -44,6 +49,8 @@ use crate::{CancelToken, Cancelled};
 ///
 /// ```
 /// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http_body_util::Empty;
 /// use tower_layer::Layer;
 /// use tower_service::Service;
 /// use cancel_token::grpc::ClientLayer;
@@ -52,7 +59,8 @@ use crate::{CancelToken, Cancelled};
 /// # futures_lite::future::block_on(async {
 /// // A stand-in for a channel that never answers.
 /// let channel = tower::service_fn(|_request: http::Request<()>| async {
-///     futures_lite::future::pending::<Result<http::Response<http_body_util::Empty<bytes::Bytes>>, Infallible>>().await
+///     let never = futures_lite::future::pending::<http::Response<Empty<Bytes>>>();
+///     Ok::<_, Infallible>(never.await)
 /// });
 /// let token = CancelToken::named("request");
 /// let mut service = ClientLayer::with_token(token.clone()).layer(channel);
@@ -252,7 +260,8 @@ pin_project! {
     /// let channel = tower::service_fn(|_request: http::Request<()>| async {
     ///     Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
     /// });
-    /// let future: ClientFuture<_> = ClientLayer::new().layer(channel).call(http::Request::new(()));
+    /// let mut service = ClientLayer::new().layer(channel);
+    /// let future: ClientFuture<_> = service.call(http::Request::new(()));
     /// assert!(futures_lite::future::block_on(future).is_ok());
     /// ```
     #[must_use = "futures do nothing unless you `.await` or poll them"]

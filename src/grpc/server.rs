@@ -159,7 +159,9 @@ impl ServerLayer {
     /// use cancel_token::grpc::ServerLayer;
     /// use cancel_token::http::OnInvalid;
     ///
-    /// let policy = ServerLayer::policy().max(Duration::from_secs(30)).on_invalid(OnInvalid::Ignore);
+    /// let policy = ServerLayer::policy()
+    ///     .max(Duration::from_secs(30))
+    ///     .on_invalid(OnInvalid::Ignore);
     /// assert_eq!(policy.deadline_headers().millis_name(), None);
     /// assert_eq!(policy.max_timeout(), Some(Duration::from_secs(30)));
     /// ```
@@ -198,7 +200,8 @@ impl ServerLayer {
     /// use cancel_token::http::OnInvalid;
     /// use cancel_token::CancelToken;
     ///
-    /// assert_eq!(ServerLayer::new(CancelToken::new()).deadline_policy().invalid(), OnInvalid::Reject);
+    /// let layer = ServerLayer::new(CancelToken::new());
+    /// assert_eq!(layer.deadline_policy().invalid(), OnInvalid::Reject);
     /// ```
     pub fn deadline_policy(&self) -> &DeadlinePolicy {
         &self.policy
@@ -254,7 +257,10 @@ impl ServerLayer {
             if offset.is_zero() {
                 format!("the caller's deadline of {asked:?} elapsed")
             } else {
-                format!("the caller's deadline of {asked:?}, less the server's offset of {offset:?}, elapsed")
+                format!(
+                    "the caller's deadline of {asked:?}, less the server's offset of \
+                     {offset:?}, elapsed"
+                )
             }
         };
         let configured = self.policy.deadline_headers();
