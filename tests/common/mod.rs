@@ -350,3 +350,43 @@ pub fn example(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// Builds example `name` with `cargo build --example`, with this test's features and profile,
+/// and returns [`example`]'s path to it.
+///
+/// `cargo test` builds the examples only when no target is named: a run such as
+/// `cargo test --test three_hops` builds none, and [`example`] alone would find no binary, or
+/// an old one. The build is a no-op when the binary is up to date.
+pub fn build_example(name: &str) -> std::path::PathBuf {
+    let features: Vec<&str> = [
+        ("http", cfg!(feature = "http")),
+        ("http-body", cfg!(feature = "http-body")),
+        ("tower", cfg!(feature = "tower")),
+        ("signal", cfg!(feature = "signal")),
+        ("tokio-util", cfg!(feature = "tokio-util")),
+    ]
+    .into_iter()
+    .filter_map(|(feature, on)| on.then_some(feature))
+    .collect();
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test binary>
+    let profile = test_binary
+        .parent()
+        .and_then(std::path::Path::parent)
+        .and_then(std::path::Path::file_name)
+        .and_then(std::ffi::OsStr::to_str)
+        .expect("a test binary lives in target/<profile>/deps");
+    let profile = match profile {
+        "debug" => "dev",
+        other => other,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "--profile", profile, "--example", name])
+        .args(["--features", &features.join(",")])
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo build --example {name}: {status}");
+    example(name)
+}
