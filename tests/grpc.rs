@@ -8,6 +8,7 @@ mod support_grpc;
 use std::time::{Duration, Instant};
 
 use cancel_token::grpc::{self, ClientLayer, DeadlineInterceptor, ServerLayer};
+use cancel_token::http::DeadlineHeaders;
 use cancel_token::{CancelToken, ReasonKind};
 use support_grpc::{bounded, fired_after, ms, TestServer, TicksRequest, WorkRequest, WorkerClient};
 use tonic::Code;
@@ -101,9 +102,17 @@ async fn the_client_layer_reports_its_deadline_as_deadline_exceeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_margin_puts_the_call_deadline_before_the_callers() {
-    // No server offset: the client's margin of 5 ms covers the call's trip.
+    // No server offset: the client's margin covers the call's trip. 5 ms (the default) is
+    // plenty on an idle machine, where the call deadlines below come out about 4.5 ms before
+    // the client's; a first call on two busy cores has been seen to take 9 ms, so the test
+    // leaves it 100 ms.
     let mut server = TestServer::start(ServerLayer::new(CancelToken::new())).await;
-    let mut client = server.client().await;
+    let margin = DeadlineHeaders::new()
+        .millis(None)
+        .margin(Duration::from_millis(100));
+    let mut client = server
+        .layered_client(ClientLayer::new().headers(margin))
+        .await;
     for _ in 0..5 {
         let token = CancelToken::with_timeout(Duration::from_secs(5));
         let client_deadline = token.deadline().unwrap();
