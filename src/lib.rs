@@ -83,7 +83,10 @@
 //! Ctrl-Break on Windows, trigger a token, through signal-hook. `tokio-util` adds bridges to and
 //! from tokio-util's `CancellationToken` (`CancelToken::from_tokio_util`, `to_tokio_util`,
 //! `link_tokio_util`), for moving from it one module at a time: see
-//! `docs/migrating-from-tokio-util.md`.
+//! `docs/migrating-from-tokio-util.md`. `grpc` adds the `grpc` module, for tonic: a caller's token
+//! sent as the call's `grpc-timeout` (and cutting the call in flight), a token per call on the
+//! server, triggered by the caller's deadline or by the caller going away, and `Cancelled` as a
+//! `tonic::Status`.
 //!
 //! # Patterns
 //!
@@ -115,6 +118,9 @@ mod bridge;
 mod callback;
 mod deadline;
 mod error;
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc;
 mod guard;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]

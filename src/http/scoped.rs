@@ -91,6 +91,12 @@ impl<B: Body> ScopedBody<B> {
         )
     }
 
+    /// A body that guards no token: for responses that share a type with guarded ones.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn unguarded(body: B) -> Self {
+        Self::guarded(None, body, None)
+    }
+
     /// Takes over a scope's guard (re-armed with the body's reason), if there is one.
     /// `length` is the response's `Content-Length`, if it has one.
     fn guarded(guard: Option<DropGuard>, body: B, length: Option<u64>) -> Self {
@@ -276,7 +282,7 @@ pin_project! {
 impl<F> ScopeResponse<F> {
     /// Guards `token` while `future` runs and then while its response body streams.
     #[cfg(feature = "tower")]
-    pub(super) fn new(token: CancelToken, future: F, has_body: bool) -> Self {
+    pub(crate) fn new(token: CancelToken, future: F, has_body: bool) -> Self {
         ScopeResponse {
             scope: Scope::new(token, future),
             has_body,
