@@ -364,6 +364,7 @@ pub fn build_example(name: &str) -> std::path::PathBuf {
         ("tower", cfg!(feature = "tower")),
         ("signal", cfg!(feature = "signal")),
         ("tokio-util", cfg!(feature = "tokio-util")),
+        ("grpc", cfg!(feature = "grpc")),
     ]
     .into_iter()
     .filter_map(|(feature, on)| on.then_some(feature))
