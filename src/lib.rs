@@ -178,6 +178,11 @@ struct HttpDoctests;
 #[doc = include_str!("../docs/distributed.md")]
 struct DistributedDoctests;
 
+/// The example in `docs/operations.md`, run as a doctest for the same reason.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/operations.md")]
+struct OperationsDoctests;
+
 /// The examples in `docs/migrating-from-tokio-util.md`, run as doctests for the same reason.
 #[cfg(all(doctest, feature = "tokio-util"))]
 #[doc = include_str!("../docs/migrating-from-tokio-util.md")]
