@@ -185,7 +185,10 @@ fn parse_body(body: &Bytes) -> Result<Value, Response> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(_) => Err(error(StatusCode::BAD_REQUEST, "the body is not a JSON object")),
+        Ok(_) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "the body is not a JSON object",
+        )),
         Err(err) => Err(error(
             StatusCode::BAD_REQUEST,
             format!("the body is not JSON: {err}"),
@@ -249,7 +252,10 @@ async fn cancel(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> 
         _ => return error(StatusCode::BAD_REQUEST, "\"reason\" is not a string"),
     };
     if app.registry.cancel(id, reason) {
-        return reply(StatusCode::OK, json!({ "id": id.as_u64(), "cancelled": true }));
+        return reply(
+            StatusCode::OK,
+            json!({ "id": id.as_u64(), "cancelled": true }),
+        );
     }
     match app.registry.snapshot(id) {
         None => error(StatusCode::NOT_FOUND, format!("no operation {id}")),

@@ -79,7 +79,10 @@ async fn drive(dashboard: &Dashboard) {
             json!({ "reason": "the test says stop" }),
         )
         .await;
-    assert_eq!((status, &body), (200, &json!({ "id": doomed, "cancelled": true })));
+    assert_eq!(
+        (status, &body),
+        (200, &json!({ "id": doomed, "cancelled": true }))
+    );
     let cancelled = eventually("doomed to read cancelled", WAIT, || async {
         let op = dashboard.operation(doomed).await;
         (op["status"] != "running").then_some(op)
@@ -91,7 +94,10 @@ async fn drive(dashboard: &Dashboard) {
     assert!(cancelled["finished_at_ms"].is_u64(), "{cancelled}");
     let stopped_at = done(&cancelled);
     let live = dashboard.live().await;
-    assert!(live.iter().all(|op| op["id"] != doomed), "still live: {live:#?}");
+    assert!(
+        live.iter().all(|op| op["id"] != doomed),
+        "still live: {live:#?}"
+    );
     let history = dashboard.get_ok("/api/history").await;
     assert!(
         history
@@ -163,12 +169,19 @@ async fn drive(dashboard: &Dashboard) {
             .await;
         assert_eq!(status, 400, "{malformed}: {body}");
     }
-    for bad in [json!({}), json!({ "name": "" }), json!({ "name": "x", "total": -1 })] {
+    for bad in [
+        json!({}),
+        json!({ "name": "" }),
+        json!({ "name": "x", "total": -1 }),
+    ] {
         let (status, body) = dashboard.post("/api/operations", bad.clone()).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
     let (status, body) = dashboard
-        .post(&format!("/api/operations/{survivor}/cancel"), json!({ "reason": 7 }))
+        .post(
+            &format!("/api/operations/{survivor}/cancel"),
+            json!({ "reason": 7 }),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(dashboard.operation(survivor).await["status"], "running");

@@ -127,7 +127,10 @@ impl Session {
         )
         .await
         .unwrap_or_else(|err| panic!("new WebDriver session: {err}"));
-        let id = value["sessionId"].as_str().expect("a session id").to_owned();
+        let id = value["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned();
         Session {
             client,
             url: format!("{driver}/session/{id}"),
@@ -231,10 +234,7 @@ struct Row {
 /// to retry.
 async fn rows(session: &Session) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
-    for row in session
-        .find_all(None, "#operations tr[data-op-id]")
-        .await?
-    {
+    for row in session.find_all(None, "#operations tr[data-op-id]").await? {
         let id = session.attribute(&row, "data-op-id").await?;
         let id = id
             .and_then(|id| id.parse().ok())
@@ -249,7 +249,11 @@ async fn rows(session: &Session) -> Result<Vec<Row>, String> {
             name: session
                 .text(&session.find(Some(&row), ".name").await?)
                 .await?,
-            value: session.property(&bar, "value").await?.as_f64().unwrap_or(0.0),
+            value: session
+                .property(&bar, "value")
+                .await?
+                .as_f64()
+                .unwrap_or(0.0),
             status_text: session
                 .text(&session.find(Some(&row), ".status").await?)
                 .await?,
@@ -309,13 +313,19 @@ async fn drive(dashboard: &Dashboard, driver: &str) {
         .unwrap();
     eventually("chromedriver to be ready", WAIT, || async {
         let url = format!("{driver}/status");
-        let status = command(&client, reqwest::Method::GET, &url, None).await.ok()?;
+        let status = command(&client, reqwest::Method::GET, &url, None)
+            .await
+            .ok()?;
         (status["ready"] == true).then_some(())
     })
     .await;
 
-    let target = dashboard.start_operation("browser job", 1_000_000, 20).await;
-    let neighbour = dashboard.start_operation("neighbour job", 1_000_000, 20).await;
+    let target = dashboard
+        .start_operation("browser job", 1_000_000, 20)
+        .await;
+    let neighbour = dashboard
+        .start_operation("neighbour job", 1_000_000, 20)
+        .await;
 
     let session = Session::new(client, driver).await;
     session.navigate(&format!("{}/", dashboard.url)).await;
@@ -328,7 +338,12 @@ async fn drive(dashboard: &Dashboard, driver: &str) {
             .live()
             .await
             .iter()
-            .map(|op| (op["id"].as_u64().unwrap(), op["name"].as_str().unwrap().into()))
+            .map(|op| {
+                (
+                    op["id"].as_u64().unwrap(),
+                    op["name"].as_str().unwrap().into(),
+                )
+            })
             .collect();
         let shown: Vec<(u64, String)> = rows(&session)
             .await
@@ -342,7 +357,10 @@ async fn drive(dashboard: &Dashboard, driver: &str) {
     .await;
 
     // Its bar advances.
-    let first = row_when(&session, target, "the job's bar to move", |row| row.value > 0.0).await;
+    let first = row_when(&session, target, "the job's bar to move", |row| {
+        row.value > 0.0
+    })
+    .await;
     row_when(&session, target, "the job's bar to advance", |row| {
         row.value > first.value
     })
@@ -362,11 +380,18 @@ async fn drive(dashboard: &Dashboard, driver: &str) {
     assert_eq!(op["status"], "cancelled", "{op}");
     assert_eq!(op["message"], PAGE_REASON, "{op}");
     assert_eq!(op["reason_kind"], "manual", "{op}");
-    let row = row_when(&session, target, "the page to show the job cancelled", |row| {
-        row.status == "cancelled"
-    })
+    let row = row_when(
+        &session,
+        target,
+        "the page to show the job cancelled",
+        |row| row.status == "cancelled",
+    )
     .await;
-    assert_eq!(row.status_text, format!("cancelled: {PAGE_REASON}"), "{row:?}");
+    assert_eq!(
+        row.status_text,
+        format!("cancelled: {PAGE_REASON}"),
+        "{row:?}"
+    );
     assert!(!row.has_cancel, "{row:?}");
 
     // Its neighbour runs on, in the API and on the page.
@@ -375,9 +400,12 @@ async fn drive(dashboard: &Dashboard, driver: &str) {
         row.status == "running" && row.has_cancel
     })
     .await;
-    row_when(&session, neighbour, "the neighbour's bar to advance", |row| {
-        row.value > before.value
-    })
+    row_when(
+        &session,
+        neighbour,
+        "the neighbour's bar to advance",
+        |row| row.value > before.value,
+    )
     .await;
 
     session.delete().await;
