@@ -168,31 +168,61 @@ fn reply(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    reply(status, json!({ "error": message.into() }))
+/// An error answer: `{"error": message}` with its status.
+struct ApiError {
+    status: StatusCode,
+    message: String,
 }
 
-/// Parses `{id}`, answering `400` with the parse error's message.
-fn parse_id(text: &str) -> Result<OperationId, Response> {
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        reply(self.status, json!({ "error": self.message }))
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Parses `{id}` with `OperationId`'s `FromStr`, whose error says what is wrong.
+fn parse_id(text: &str) -> Result<OperationId, ApiError> {
     text.parse()
-        .map_err(|err| error(StatusCode::BAD_REQUEST, format!("{err}: {text:?}")))
+        .map_err(|err| ApiError::bad_request(format!("{err}: {text:?}")))
 }
 
 /// Parses an optional JSON object body: `{}` when empty.
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(_) => Err(error(
-            StatusCode::BAD_REQUEST,
-            "the body is not a JSON object",
-        )),
-        Err(err) => Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not JSON: {err}"),
-        )),
+        Ok(_) => Err(ApiError::bad_request("the body is not a JSON object")),
+        Err(err) => Err(ApiError::bad_request(format!(
+            "the body is not JSON: {err}"
+        ))),
+    }
+}
+
+/// Field `name` of `body` as a whole number: `None` if absent.
+fn whole_number(body: &Value, name: &str) -> Result<Option<u64>, ApiError> {
+    match &body[name] {
+        Value::Null => Ok(None),
+        value => value
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("\"{name}\" is a whole number"))),
     }
 }
 
@@ -202,18 +232,12 @@ async fn page() -> Html<&'static str> {
 
 async fn list(State(app): State<App>) -> Response {
     let live = app.registry.list(&Filter::new());
-    reply(
-        StatusCode::OK,
-        live.iter().map(snapshot_json).collect::<Value>(),
-    )
+    reply(StatusCode::OK, live.iter().map(snapshot_json).collect())
 }
 
 async fn history(State(app): State<App>) -> Response {
     let finished = app.registry.history();
-    reply(
-        StatusCode::OK,
-        finished.iter().map(snapshot_json).collect::<Value>(),
-    )
+    reply(StatusCode::OK, finished.iter().map(snapshot_json).collect())
 }
 
 async fn counts(State(app): State<App>) -> Response {
@@ -230,75 +254,60 @@ async fn counts(State(app): State<App>) -> Response {
     )
 }
 
-async fn one(State(app): State<App>, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
+async fn one(State(app): State<App>, Path(id): Path<String>) -> ApiResult {
+    let id = parse_id(&id)?;
     match app.registry.snapshot(id) {
-        Some(snapshot) => reply(StatusCode::OK, snapshot_json(&snapshot)),
-        None => error(StatusCode::NOT_FOUND, format!("no operation {id}")),
+        Some(snapshot) => Ok(reply(StatusCode::OK, snapshot_json(&snapshot))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no operation {id}"),
+        )),
     }
 }
 
-async fn cancel(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
-    let (id, body) = match (parse_id(&id), parse_body(&body)) {
-        (Ok(id), Ok(body)) => (id, body),
-        (Err(response), _) | (_, Err(response)) => return response,
-    };
-    let reason = match &body["reason"] {
+async fn cancel(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let id = parse_id(&id)?;
+    let reason = match &parse_body(&body)?["reason"] {
         Value::Null => DEFAULT_REASON.to_owned(),
         Value::String(reason) => reason.clone(),
-        _ => return error(StatusCode::BAD_REQUEST, "\"reason\" is not a string"),
+        _ => return Err(ApiError::bad_request("\"reason\" is not a string")),
     };
     if app.registry.cancel(id, reason) {
-        return reply(
+        return Ok(reply(
             StatusCode::OK,
             json!({ "id": id.as_u64(), "cancelled": true }),
-        );
+        ));
     }
-    match app.registry.snapshot(id) {
-        None => error(StatusCode::NOT_FOUND, format!("no operation {id}")),
-        Some(snapshot) if snapshot.status == StatusKind::Running => error(
+    // Not cancelled by this call: say why.
+    Err(match app.registry.snapshot(id) {
+        None => ApiError::new(StatusCode::NOT_FOUND, format!("no operation {id}")),
+        Some(snapshot) if snapshot.status == StatusKind::Running => ApiError::new(
             StatusCode::CONFLICT,
             format!("operation {id} is already being cancelled"),
         ),
-        Some(snapshot) => error(
+        Some(snapshot) => ApiError::new(
             StatusCode::CONFLICT,
             format!("operation {id} already finished: {}", snapshot.status()),
         ),
-    }
+    })
 }
 
-async fn start(State(app): State<App>, body: Bytes) -> Response {
-    let body = match parse_body(&body) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
+async fn start(State(app): State<App>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
     let Some(name) = body["name"].as_str().filter(|name| !name.is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "\"name\" is a non-empty string");
+        return Err(ApiError::bad_request("\"name\" is a non-empty string"));
     };
-    let total = match &body["total"] {
-        Value::Null => None,
-        total => match total.as_u64() {
-            Some(total) => Some(total),
-            None => return error(StatusCode::BAD_REQUEST, "\"total\" is a whole number"),
-        },
-    };
-    let step_ms = match &body["step_ms"] {
-        Value::Null => 100,
-        step => match step.as_u64() {
-            Some(step) => step.max(1),
-            None => return error(StatusCode::BAD_REQUEST, "\"step_ms\" is a whole number"),
-        },
-    };
+    let total = whole_number(&body, "total")?;
+    let step_ms = whole_number(&body, "step_ms")?.unwrap_or(100).max(1);
     let op = app.registry.start(name.to_owned(), &app.root);
     let id = op.id();
     spawn_work(op, total, Duration::from_millis(step_ms));
-    match app.registry.snapshot(id) {
-        Some(snapshot) => reply(StatusCode::CREATED, snapshot_json(&snapshot)),
-        None => error(StatusCode::INTERNAL_SERVER_ERROR, "the operation vanished"),
-    }
+    // The work has only just started: the snapshot is there (or the work already finished,
+    // and it is in the history).
+    let snapshot = app.registry.snapshot(id).ok_or_else(|| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the operation vanished")
+    })?;
+    Ok(reply(StatusCode::CREATED, snapshot_json(&snapshot)))
 }
 
 /// The page: a table that `refresh()` redraws from the JSON API every 250 ms.
