@@ -118,7 +118,7 @@ fn spawn_work(op: Operation, total: Option<u64>, step: Duration) {
     tokio::spawn(async move {
         let work = async {
             let mut interval = tokio::time::interval(step);
-            interval.tick().await;
+            interval.tick().await; // the first tick is immediate
             while total.is_none_or(|total| op.progress().done < total) {
                 interval.tick().await;
                 op.advance(1);
