@@ -186,14 +186,14 @@ async fn drive(dashboard: &Dashboard) {
     assert_eq!(status, 400, "{body}");
     assert_eq!(dashboard.operation(survivor).await["status"], "running");
 
-    // Counts: import users and survivor run; doomed, reindex and its shard were cancelled;
-    // quick completed.
+    // Counts: doomed, reindex and its shard were cancelled; quick completed; survivor runs,
+    // and so does import users unless its minute is up (a very slow run).
     let live = dashboard.live().await;
     let counts = dashboard.get_ok("/api/counts").await;
-    assert_eq!(counts["running"], live.len() as u64, "{counts} {live:#?}");
-    assert_eq!(counts["running"], 2, "{counts}");
-    assert_eq!(counts["cancelled"], 3, "{counts}");
-    assert_eq!(counts["completed"], 1, "{counts}");
-    assert_eq!(counts["failed"], 0, "{counts}");
-    assert_eq!(counts["total"], 6, "{counts}");
+    let count = |status: &str| counts[status].as_u64().unwrap();
+    assert_eq!(count("running"), live.len() as u64, "{counts} {live:#?}");
+    assert_eq!(count("cancelled"), 3, "{counts}");
+    assert_eq!(count("failed"), 0, "{counts}");
+    assert_eq!(count("running") + count("completed"), 3, "{counts}");
+    assert_eq!(count("total"), 6, "{counts}");
 }

@@ -352,7 +352,8 @@ async fn drive(dashboard: &Dashboard, driver: &str) {
             .filter(|row| row.status == "running" && row.has_cancel)
             .map(|row| (row.id, row.name))
             .collect();
-        (live.len() == 5 && shown == live).then_some(())
+        let ours = [target, neighbour].map(|id| live.iter().any(|(live, _)| *live == id));
+        (ours == [true, true] && shown == live).then_some(())
     })
     .await;
 
