@@ -19,6 +19,8 @@ mod status;
 mod stream;
 mod subscribe;
 mod table;
+#[cfg(feature = "tracing")]
+mod trace;
 
 use std::error::Error;
 use std::fmt;

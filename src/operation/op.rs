@@ -105,7 +105,7 @@ impl Operation {
         Operation { handle }
     }
 
-    fn state(&self) -> &Arc<State> {
+    pub(super) fn state(&self) -> &Arc<State> {
         &self.handle.state
     }
 
@@ -156,7 +156,7 @@ impl Operation {
     ) -> Operation {
         let name = name.into();
         let token = token.child_named(name.clone());
-        let parent = Some(self.state().id);
+        let parent = Some(&**self.state());
         match &self.state().registry {
             Some(registry) => Operation::from_handle(registry.start(name, parent, token)),
             None => Operation::standalone(State::new(name, parent, token, None)),
