@@ -87,7 +87,9 @@ fn finished_snapshots_round_trip() {
     done.advance(3);
     done.set_message("all three");
     done.complete();
-    registry.start("failed", &CancelToken::new()).fail("disk full");
+    registry
+        .start("failed", &CancelToken::new())
+        .fail("disk full");
     registry
         .start("timed out", &CancelToken::new())
         .abort(ReasonKind::Timeout);
@@ -106,7 +108,9 @@ fn finished_snapshots_round_trip() {
     assert_eq!(json[0]["status"], "completed");
     assert_eq!(json[0]["progress"]["fraction"], 1.0);
     assert_eq!(json[0]["progress"]["message"], "all three");
-    assert!(json[0]["finished_at_ms"].as_u64().unwrap() >= json[0]["started_at_ms"].as_u64().unwrap());
+    assert!(
+        json[0]["finished_at_ms"].as_u64().unwrap() >= json[0]["started_at_ms"].as_u64().unwrap()
+    );
     assert_eq!(json[1]["status"], "failed");
     assert_eq!(json[1]["message"], "disk full");
     assert_eq!(json[1]["reason_kind"], Value::Null);
@@ -168,13 +172,22 @@ fn ids_are_numbers_and_counts_an_object() {
         json,
         json!({ "running": 1, "completed": 1, "failed": 0, "cancelled": 0 })
     );
-    assert_eq!(serde_json::from_value::<StatusCounts>(json).unwrap(), counts);
+    assert_eq!(
+        serde_json::from_value::<StatusCounts>(json).unwrap(),
+        counts
+    );
 }
 
 #[test]
 fn progress_reads_without_its_fraction_and_with_missing_options() {
     let progress: Progress = serde_json::from_value(json!({ "done": 5 })).unwrap();
-    assert_eq!(progress, Progress { done: 5, ..Progress::default() });
+    assert_eq!(
+        progress,
+        Progress {
+            done: 5,
+            ..Progress::default()
+        }
+    );
     let progress: Progress =
         serde_json::from_value(json!({ "done": 1, "total": 2, "fraction": 0.9, "message": "hi" }))
             .unwrap();

@@ -139,7 +139,10 @@ fn a_span_per_operation_with_its_id_name_and_parent() {
     assert_eq!(parent.target, "cancel_token::operation");
     assert_eq!(parent.fields["id"], parent_id.to_string());
     assert_eq!(parent.fields["name"], "batch");
-    assert!(!parent.fields.contains_key("parent_id"), "a root has no parent_id");
+    assert!(
+        !parent.fields.contains_key("parent_id"),
+        "a root has no parent_id"
+    );
     assert_eq!(parent.parent, None);
     assert_eq!(child.fields["id"], child_id.to_string());
     assert_eq!(child.fields["name"], "item 1");
@@ -199,7 +202,11 @@ fn a_cancellation_carries_its_reason_kind_and_message() {
     assert_eq!(cancelled[0].field("reason"), Some("user clicked stop"));
     assert_eq!(cancelled[1].span.as_ref().unwrap()["name"], "slow");
     assert_eq!(cancelled[1].field("reason_kind"), Some("timeout"));
-    assert_eq!(cancelled[1].field("reason"), None, "a reason without a message");
+    assert_eq!(
+        cancelled[1].field("reason"),
+        None,
+        "a reason without a message"
+    );
 }
 
 #[test]
@@ -293,7 +300,10 @@ fn with_no_total_progress_is_logged_at_each_new_leading_digit() {
             event.field("done").unwrap().parse::<u64>().unwrap()
         })
         .collect();
-    let expected: Vec<u64> = (1..10).chain((1..10).map(|d| d * 10)).chain([100, 200]).collect();
+    let expected: Vec<u64> = (1..10)
+        .chain((1..10).map(|d| d * 10))
+        .chain([100, 200])
+        .collect();
     assert_eq!(done, expected);
 }
 

@@ -14,12 +14,12 @@ mod filter;
 mod op;
 mod registry;
 mod run;
+#[cfg(feature = "serde")]
+mod serial;
 mod state;
 mod status;
 mod stream;
 mod subscribe;
-#[cfg(feature = "serde")]
-mod serial;
 mod table;
 #[cfg(feature = "tracing")]
 mod trace;

@@ -113,6 +113,7 @@ impl<'de> Deserialize<'de> for OperationSnapshot {
 
 /// Milliseconds since the Unix epoch, rounded down; 0 for a time before it.
 fn unix_ms(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
 }

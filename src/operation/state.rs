@@ -44,9 +44,11 @@ pub(super) struct State {
     /// need not queue another (see `subscribe.rs` for the handoff).
     pub(super) dirty: AtomicBool,
     pub(super) registry: Option<Arc<Shared>>,
-    /// The operation's span (feature `tracing`): see `trace.rs`.
+    /// The operation's span (feature `tracing`): see `trace.rs`. Asserted unwind-safe so
+    /// that the feature takes no auto trait away from `Operation`: a span is a handle whose
+    /// subscriber keeps its own state consistent, and the crate never mutates it.
     #[cfg(feature = "tracing")]
-    pub(super) span: tracing::Span,
+    pub(super) span: AssertUnwindSafe<tracing::Span>,
 }
 
 struct End {
@@ -70,7 +72,7 @@ impl State {
             id,
             &name,
             parent.map(|parent| parent.id),
-            parent.map(|parent| &parent.span),
+            parent.map(|parent| &*parent.span),
         );
         State {
             id,
@@ -91,7 +93,7 @@ impl State {
             dirty: AtomicBool::new(false),
             registry,
             #[cfg(feature = "tracing")]
-            span,
+            span: AssertUnwindSafe(span),
         }
     }
 

@@ -67,7 +67,13 @@ pub(super) fn finished(span: &Span, status: &OperationStatus, elapsed: Duration)
             event_in!(span, Level::INFO, elapsed_ms, "operation completed");
         }
         OperationStatus::Failed(error) => {
-            event_in!(span, Level::WARN, elapsed_ms, error = &**error, "operation failed");
+            event_in!(
+                span,
+                Level::WARN,
+                elapsed_ms,
+                error = &**error,
+                "operation failed"
+            );
         }
         OperationStatus::Cancelled(reason) => {
             event_in!(
@@ -225,7 +231,13 @@ mod tests {
         assert_eq!(leading(10), (1, 1));
         assert_eq!(leading(299), (2, 2));
         assert_eq!(leading(u64::MAX), (19, 1));
-        let logged = (0..1_000_000u64).filter(|&n| crosses(n, n + 1, None)).count();
-        assert_eq!(logged, 9 * 6 + 1, "1..=9, 10..=90, ..., 100,000..=900,000, 1,000,000");
+        let logged = (0..1_000_000u64)
+            .filter(|&n| crosses(n, n + 1, None))
+            .count();
+        assert_eq!(
+            logged,
+            9 * 6 + 1,
+            "1..=9, 10..=90, ..., 100,000..=900,000, 1,000,000"
+        );
     }
 }
