@@ -86,7 +86,11 @@
 //! `docs/migrating-from-tokio-util.md`. `grpc` adds the `grpc` module, for tonic: a caller's token
 //! sent as the call's `grpc-timeout` (and cutting the call in flight), a token per call on the
 //! server, triggered by the caller's deadline or by the caller going away, and `Cancelled` as a
-//! `tonic::Status`.
+//! `tonic::Status`. `tracing` gives every [`Operation`] a `tracing` span (`Operation::span`)
+//! and logs its start, its progress (DEBUG, throttled to whole percents) and its finish
+//! (failures as WARN, cancellations with their reason). `serde` makes [`OperationSnapshot`]
+//! and its parts `Serialize` and `Deserialize`, with times as milliseconds, so that a service
+//! can expose its operations as JSON.
 //!
 //! # Patterns
 //!

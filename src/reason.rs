@@ -21,6 +21,12 @@ use std::sync::Arc;
 /// assert_eq!(token.reason().unwrap().kind(), ReasonKind::Signal);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+// The names of `as_str` (feature `serde`).
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum ReasonKind {
     /// Somebody called [`trigger`](crate::CancelToken::trigger) or

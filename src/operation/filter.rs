@@ -130,6 +130,8 @@ impl fmt::Debug for Filter {
 /// assert_eq!(format!("{counts:?}"), "StatusCounts { running: 0, completed: 0, failed: 1, cancelled: 0 }");
 /// ```
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
+// `{"running": 0, "completed": 0, "failed": 1, "cancelled": 0}` (feature `serde`).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct StatusCounts {
     /// Operations running now.
     pub running: u64,

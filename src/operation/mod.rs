@@ -14,11 +14,15 @@ mod filter;
 mod op;
 mod registry;
 mod run;
+#[cfg(feature = "serde")]
+mod serial;
 mod state;
 mod status;
 mod stream;
 mod subscribe;
 mod table;
+#[cfg(feature = "tracing")]
+mod trace;
 
 use std::error::Error;
 use std::fmt;
@@ -58,6 +62,12 @@ static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// assert_eq!(OperationId::from_u64(parsed.as_u64()), a.id());
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// A plain number in JSON (feature `serde`).
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct OperationId(u64);
 
 impl OperationId {

@@ -40,7 +40,9 @@ use crate::CancelToken;
 ///
 /// [`advance`](Self::advance), [`set_done`](Self::set_done) and [`set_total`](Self::set_total)
 /// are cheap enough for a hot loop: an atomic add or store and one atomic load (is anyone
-/// subscribed?); with no subscription they take no lock and allocate nothing.
+/// subscribed?); with no subscription they take no lock and allocate nothing. The `tracing`
+/// feature adds one relaxed load (tracing's level filter) while no subscriber wants DEBUG
+/// events; its throttled progress events are described on `Operation::span`.
 /// [`set_message`](Self::set_message) takes a lock.
 ///
 /// Cloning gives another handle to the same operation; it is `Send + Sync`.
@@ -105,7 +107,7 @@ impl Operation {
         Operation { handle }
     }
 
-    fn state(&self) -> &Arc<State> {
+    pub(super) fn state(&self) -> &Arc<State> {
         &self.handle.state
     }
 
@@ -156,7 +158,7 @@ impl Operation {
     ) -> Operation {
         let name = name.into();
         let token = token.child_named(name.clone());
-        let parent = Some(self.state().id);
+        let parent = Some(&**self.state());
         match &self.state().registry {
             Some(registry) => Operation::from_handle(registry.start(name, parent, token)),
             None => Operation::standalone(State::new(name, parent, token, None)),

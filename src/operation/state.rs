@@ -44,6 +44,11 @@ pub(super) struct State {
     /// need not queue another (see `subscribe.rs` for the handoff).
     pub(super) dirty: AtomicBool,
     pub(super) registry: Option<Arc<Shared>>,
+    /// The operation's span (feature `tracing`): see `trace.rs`. Asserted unwind-safe so
+    /// that the feature takes no auto trait away from `Operation`: a span is a handle whose
+    /// subscriber keeps its own state consistent, and the crate never mutates it.
+    #[cfg(feature = "tracing")]
+    pub(super) span: AssertUnwindSafe<tracing::Span>,
 }
 
 struct End {
@@ -53,16 +58,26 @@ struct End {
 }
 
 impl State {
+    /// A new operation's state, under the operation `parent` if any. With the `tracing`
+    /// feature, this opens the operation's span and logs its start.
     pub(super) fn new(
         name: Cow<'static, str>,
-        parent: Option<OperationId>,
+        parent: Option<&State>,
         token: CancelToken,
         registry: Option<Arc<Shared>>,
     ) -> State {
+        let id = OperationId::next();
+        #[cfg(feature = "tracing")]
+        let span = super::trace::start(
+            id,
+            &name,
+            parent.map(|parent| parent.id),
+            parent.map(|parent| &*parent.span),
+        );
         State {
-            id: OperationId::next(),
+            id,
             name,
-            parent,
+            parent: parent.map(|parent| parent.id),
             token,
             started: Instant::now(),
             started_at: SystemTime::now(),
@@ -77,6 +92,8 @@ impl State {
             finished: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             registry,
+            #[cfg(feature = "tracing")]
+            span: AssertUnwindSafe(span),
         }
     }
 
@@ -84,12 +101,27 @@ impl State {
     pub(super) fn advance(self: &Arc<State>, n: u64) {
         // Relaxed: the subscribers' handoff orders it through `dirty` (AcqRel), and readers
         // without a subscription ask for no ordering.
-        self.done.fetch_add(n, Ordering::Relaxed);
+        let before = self.done.fetch_add(n, Ordering::Relaxed);
+        #[cfg(feature = "tracing")]
+        if super::trace::progress_enabled() {
+            super::trace::progressed(self, before, before.wrapping_add(n));
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = before;
         self.progressed();
     }
 
     #[inline]
     pub(super) fn set_done(self: &Arc<State>, done: u64) {
+        #[cfg(feature = "tracing")]
+        if super::trace::progress_enabled() {
+            // A swap rather than a store only when a progress event may be logged: the
+            // throttle needs the count before.
+            let before = self.done.swap(done, Ordering::Relaxed);
+            super::trace::progressed(self, before, done);
+            self.progressed();
+            return;
+        }
         self.done.store(done, Ordering::Relaxed);
         self.progressed();
     }
@@ -126,12 +158,23 @@ impl State {
         }
     }
 
-    pub(super) fn progress(&self) -> Progress {
+    /// The total, if one is set.
+    pub(super) fn total(&self) -> Option<u64> {
         let total = self.total.load(Ordering::Relaxed);
+        (total != NO_TOTAL).then_some(total)
+    }
+
+    /// The progress message, if any.
+    pub(super) fn message(&self) -> Option<Cow<'static, str>> {
+        lock(&self.message).clone()
+    }
+
+    pub(super) fn progress(&self) -> Progress {
+        let total = self.total();
         Progress {
             done: self.done.load(Ordering::Relaxed),
-            total: (total != NO_TOTAL).then_some(total),
-            message: lock(&self.message).clone(),
+            total,
+            message: self.message(),
         }
     }
 
@@ -147,17 +190,26 @@ impl State {
     /// operation from its registry's live set to the history. Returns `true` for the call that
     /// finished it.
     pub(super) fn finish(self: &Arc<State>, status: OperationStatus) -> bool {
-        {
+        // The finish is logged after the lock: a subscriber is user code.
+        #[cfg(feature = "tracing")]
+        let logged = status.clone();
+        let elapsed = {
             let mut end = lock(&self.end);
             if end.status.is_finished() {
                 return false;
             }
+            let elapsed = self.started.elapsed();
             end.status = status;
-            end.elapsed = Some(self.started.elapsed());
+            end.elapsed = Some(elapsed);
             end.finished_at = Some(SystemTime::now());
             // Under the lock, so that whoever sees the flag sees the final status with it.
             self.finished.store(true, Ordering::Release);
-        }
+            elapsed
+        };
+        #[cfg(feature = "tracing")]
+        super::trace::finished(&self.span, &logged, elapsed);
+        #[cfg(not(feature = "tracing"))]
+        let _ = elapsed;
         if let Some(registry) = &self.registry {
             registry.finished(self);
         }

@@ -107,6 +107,12 @@ impl fmt::Debug for OperationStatus {
 /// assert!(StatusKind::Failed.is_finished());
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// The names of `as_str` (feature `serde`).
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum StatusKind {
     /// Not finished yet.
     Running,
@@ -259,6 +265,49 @@ impl fmt::Debug for Progress {
 /// (`status`, `reason_kind`, `message`) so that the snapshot holds std types only;
 /// [`status()`](Self::status) puts the [`OperationStatus`] back together. The struct is
 /// `#[non_exhaustive]`: fields may be added.
+///
+/// # JSON (feature `serde`)
+///
+/// With the `serde` feature a snapshot (and each of its parts) is `Serialize` and
+/// `Deserialize`, in a shape meant for a service's status page or API: ids are numbers,
+/// statuses and reason kinds their lowercase names ([`StatusKind::as_str`],
+/// [`ReasonKind::as_str`]), times are milliseconds (`started_at_ms` and `finished_at_ms` since
+/// the Unix epoch, rounded down; `elapsed_ms` a float), and every field is always present
+/// (`null` when it has no value). The progress adds its `fraction` (read back, it is ignored).
+/// Field names and status names are stable; a later version may add fields or reason kinds.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use cancel_token::{CancelToken, OperationRegistry};
+///
+/// let registry = OperationRegistry::new();
+/// let op = registry.start("export", &CancelToken::new());
+/// op.set_total(4);
+/// op.advance(1);
+/// op.token().trigger_with("user gave up");
+/// drop(op);
+/// let snapshot = registry.history().pop().unwrap();
+///
+/// let json = serde_json::to_value(&snapshot).unwrap();
+/// assert_eq!(json["id"], snapshot.id.as_u64());
+/// assert_eq!(json["name"], "export");
+/// assert_eq!(json["parent"], serde_json::Value::Null);
+/// assert_eq!(json["status"], "cancelled");
+/// assert_eq!(json["reason_kind"], "manual");
+/// assert_eq!(json["message"], "user gave up");
+/// assert_eq!(
+///     json["progress"],
+///     serde_json::json!({ "done": 1, "total": 4, "fraction": 0.25, "message": null })
+/// );
+/// assert!(json["started_at_ms"].as_u64().unwrap() > 1_700_000_000_000); // after 2023
+/// assert!(json["elapsed_ms"].as_f64().unwrap() >= 0.0);
+/// assert!(json["finished_at_ms"].as_u64().unwrap() >= json["started_at_ms"].as_u64().unwrap());
+///
+/// // A client reads it back (times to the millisecond).
+/// let read: cancel_token::OperationSnapshot = serde_json::from_value(json).unwrap();
+/// assert_eq!((read.id, read.status, read.progress), (snapshot.id, snapshot.status, snapshot.progress));
+/// # }
+/// ```
 ///
 /// # Examples
 ///

@@ -82,10 +82,11 @@ impl Shared {
     pub(super) fn start(
         self: &Arc<Shared>,
         name: Cow<'static, str>,
-        parent: Option<OperationId>,
+        parent: Option<&State>,
         token: CancelToken,
     ) -> Arc<Handle> {
         let state = Arc::new(State::new(name, parent, token, Some(Arc::clone(self))));
+        let parent = state.parent;
         let handle = Arc::new(Handle {
             state: Arc::clone(&state),
         });
