@@ -365,6 +365,8 @@ pub fn build_example(name: &str) -> std::path::PathBuf {
         ("signal", cfg!(feature = "signal")),
         ("tokio-util", cfg!(feature = "tokio-util")),
         ("grpc", cfg!(feature = "grpc")),
+        ("tracing", cfg!(feature = "tracing")),
+        ("serde", cfg!(feature = "serde")),
     ]
     .into_iter()
     .filter_map(|(feature, on)| on.then_some(feature))
