@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -212,7 +213,7 @@ where
             return ClientFuture {
                 waiter: None,
                 refused: None,
-                timed_by_token: false,
+                due_within: None,
                 expired: None,
                 future: Some(self.inner.call(request)),
             };
@@ -222,17 +223,27 @@ where
             return ClientFuture {
                 waiter: None,
                 refused: Some(cancelled),
-                timed_by_token: false,
+                due_within: None,
                 expired: None,
                 future: None,
             };
         }
         let written = write_timeout(&self.propagate, &token, request.headers_mut());
+        // How far off the token's deadline may be when the channel's timer for the header we
+        // wrote fires: the margin, plus the header's rounding (at most one unit of the finest
+        // unit that fits eight digits: under a ten-millionth of the timeout), plus slack for
+        // the timer itself.
+        let due_within = match written.timeout {
+            Some(timeout) if written.from_token => Some(
+                self.propagate.margin_value() + timeout / 10_000_000 + Duration::from_millis(10),
+            ),
+            _ => None,
+        };
         ClientFuture {
             future: Some(self.inner.call(request)),
             waiter: Some(Waiter::new(token)),
             refused: None,
-            timed_by_token: written.from_token,
+            due_within,
             expired: None,
         }
     }
@@ -269,8 +280,9 @@ pin_project! {
         // `None` for a call without a token.
         waiter: Option<Waiter<CancelToken>>,
         refused: Option<Cancelled>,
-        // The call's `grpc-timeout` is the token's remaining time.
-        timed_by_token: bool,
+        // The call's `grpc-timeout` is the token's remaining time: how close the token's own
+        // deadline must then be for a channel timeout to be taken as that deadline.
+        due_within: Option<Duration>,
         // The channel's timer for that timeout fired first, with this error: waiting for the
         // token's own.
         expired: Option<BoxError>,
@@ -354,7 +366,14 @@ where
                     waiter.release();
                     return Poll::Ready(Err(cut(cancelled)));
                 }
-                if *this.timed_by_token && is_timeout_expired(&*err) {
+                let token_due = this.due_within.is_some_and(|within| {
+                    token.deadline().is_some_and(|deadline| {
+                        deadline.saturating_duration_since(Instant::now()) <= within
+                    })
+                });
+                // A channel timeout (`Endpoint::timeout`) shorter than the header's is the
+                // channel's own error, returned as it is.
+                if token_due && is_timeout_expired(&*err) {
                     // The channel timed the deadline we sent, which is the token's less the
                     // margin (and rounded down by at most one unit of the header): the
                     // token's own deadline is due within that margin. Its status

@@ -12,7 +12,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::call::{ServerBody, ServerFuture};
-use crate::http::{DeadlineHeaders, DeadlinePolicy, HeaderError, ScopeResponse};
+use crate::http::{
+    parse_grpc_timeout, parse_timeout_ms, DeadlineHeaders, DeadlinePolicy, HeaderError,
+    ScopeResponse,
+};
 use crate::{CancelToken, Reason, ReasonKind};
 
 /// The token of a call served under a [`ServerLayer`], for the service method.
@@ -274,16 +277,21 @@ impl ServerLayer {
             }
             _ => (limit.saturating_sub(offset), callers(limit)),
         };
-        // The headers as they came, for whoever reads the reason.
-        let shown: Vec<String> = [configured.grpc_timeout_name(), configured.millis_name()]
+        // The headers as they came, for whoever reads the reason: only values that parse
+        // (short by their format), never a bad one the policy ignored, whose bytes go back to
+        // the caller in the status message.
+        type Parse = fn(&http::HeaderValue) -> Result<Duration, HeaderError>;
+        let formats: [(Option<&http::HeaderName>, Parse); 2] = [
+            (configured.grpc_timeout_name(), parse_grpc_timeout),
+            (configured.millis_name(), parse_timeout_ms),
+        ];
+        let shown: Vec<String> = formats
             .into_iter()
-            .flatten()
-            .filter_map(|name| {
+            .filter_map(|(name, parse)| {
+                let name = name?;
                 let value = headers.get(name)?;
-                Some(format!(
-                    "{name}: {}",
-                    String::from_utf8_lossy(value.as_bytes())
-                ))
+                parse(value).ok()?;
+                Some(format!("{name}: {}", value.to_str().ok()?))
             })
             .collect();
         if !shown.is_empty() {

@@ -25,6 +25,7 @@
 mod body;
 mod deadline;
 mod error;
+mod policy;
 #[cfg(feature = "tower")]
 mod propagate;
 #[cfg(feature = "tower")]
@@ -48,8 +49,9 @@ pub use scoped::{scope_response, ScopeResponse, ScopedBody};
 
 /// The core [`scope()`](crate::scope()), also here for HTTP servers.
 pub use crate::scope::{scope, Scope};
-pub use deadline::{DeadlineHeaders, DeadlinePolicy, OnInvalid};
+pub use deadline::DeadlineHeaders;
 pub use error::{find_cancelled, CancelError};
+pub use policy::{DeadlinePolicy, OnInvalid};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use propagate::{PropagateDeadline, PropagateDeadlineLayer};

@@ -2,12 +2,14 @@
 //! opt-in [`OperationRegistry`] that lists them, cancels them by id or by subtree, keeps a
 //! bounded history of finished ones, and streams their changes to subscribers.
 //!
-//! The module owns the [`Operation`] handle (`op.rs`) and its shared state
-//! (`state.rs`: the progress atomics, the first-finish-wins status), the adapters that finish
-//! an operation with its work (`adapt.rs`, `run.rs`) or count a stream's items (`stream.rs`), the registry
-//! (`registry.rs`, its state and locking in `table.rs`, `filter.rs`) and its subscriptions (`subscribe.rs`). Progress updates are atomics; the
+//! The module owns the [`Operation`] handle (`op.rs`) and its shared state (`state.rs`: the
+//! progress atomics, the first-finish-wins status), the adapters that finish an operation with
+//! its work (`adapt.rs`, `run.rs`) or count a stream's items (`stream.rs`), the registry
+//! (`registry.rs`, its state and locking in `table.rs`, `filter.rs`) and its subscriptions
+//! (`subscribe.rs`). Counting updates (`advance`, `set_done`, `set_total`) are atomics; the
 //! only lock they may take is the subscribers' one, and only when someone subscribed and no
-//! update of this operation is already waiting for them.
+//! update of this operation is already waiting for them. `set_message` takes the message's
+//! lock.
 
 mod adapt;
 mod filter;

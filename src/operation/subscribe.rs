@@ -187,23 +187,26 @@ impl Pending {
 impl Shared {
     /// Queues `make()`'s event in every subscription; nothing is built when there is none.
     pub(super) fn publish(&self, make: impl FnOnce() -> OperationEvent) {
-        let wakers: Vec<Waker> = {
-            let subscribers = lock(&self.subscribers);
-            if subscribers.queues.is_empty() {
-                return;
-            }
-            let event = make();
-            subscribers
-                .queues
-                .iter()
-                .filter_map(|(_, queue)| {
-                    let waker = lock(&queue.state).push(Entry::Status(event.clone()));
-                    queue.ready.notify_all();
-                    waker
-                })
-                .collect()
-        };
-        wakers.into_iter().for_each(Waker::wake);
+        self.enqueue(make).into_iter().for_each(Waker::wake);
+    }
+
+    /// Queues `make()`'s event in every subscription and returns the wakers to wake once the
+    /// caller holds no lock.
+    pub(super) fn enqueue(&self, make: impl FnOnce() -> OperationEvent) -> Vec<Waker> {
+        let subscribers = lock(&self.subscribers);
+        if subscribers.queues.is_empty() {
+            return Vec::new();
+        }
+        let event = make();
+        subscribers
+            .queues
+            .iter()
+            .filter_map(|(_, queue)| {
+                let waker = lock(&queue.state).push(Entry::Status(event.clone()));
+                queue.ready.notify_all();
+                waker
+            })
+            .collect()
     }
 
     /// Queues `state`'s progress in every subscription that does not hold it yet. Called
@@ -297,14 +300,29 @@ impl Subscription {
             }),
             ready: Condvar::new(),
         });
-        let key = {
+        let key = registry.with_table(|table| {
             let mut subscribers = lock(&registry.subscribers);
             let key = subscribers.next_key;
             subscribers.next_key += 1;
             subscribers.queues.push((key, Arc::clone(&queue)));
             registry.watched.fetch_add(1, Ordering::Relaxed);
+            // An operation whose `dirty` flag is set has an update waiting in an older
+            // subscription, and queues nothing more until that one is taken: this one gets
+            // an entry of its own now, or it would not hear of the operation until then.
+            // Under the subscribers' lock, as `queue_progress` queues.
+            let mut pending = lock(&queue.state);
+            for entry in table.live.values() {
+                let state = &entry.state;
+                if state.dirty.load(Ordering::Acquire)
+                    && !state.is_finished()
+                    && pending.progress.insert(state.id)
+                {
+                    // A new queue has no waker to return.
+                    let _ = pending.push(Entry::Progress(state.id, Arc::downgrade(state)));
+                }
+            }
             key
-        };
+        });
         Subscription {
             queue,
             registry: Arc::clone(registry),

@@ -2,7 +2,8 @@
 //! (live set, operation tree, history, counts) and the subscribers.
 //!
 //! Two locks, never held together with user code: the table's and the subscribers' list's
-//! (taken, with each subscriber's queue inside it, to publish an event). Tokens are
+//! (taken, with each subscriber's queue inside it, to publish an event). When both are held
+//! (a start announcing itself, a new subscription), the table's is taken first. Tokens are
 //! triggered, and operation states and evicted snapshots dropped, after the table's lock is
 //! released; wakers are woken after both are released.
 //!
@@ -90,7 +91,7 @@ impl Shared {
         let handle = Arc::new(Handle {
             state: Arc::clone(&state),
         });
-        {
+        let wakers = {
             let mut table = lock(&self.table);
             let up = parent.filter(|parent| table.live.contains_key(parent));
             if let Some(entry) = up.and_then(|up| table.live.get_mut(&up)) {
@@ -105,8 +106,11 @@ impl Shared {
                     down: BTreeSet::new(),
                 },
             );
-        }
-        self.publish(|| OperationEvent::Started(state.snapshot()));
+            // Queued before the table's lock is released: whoever finds the operation in the
+            // table and finishes it queues `Finished` after this. Woken after the lock.
+            self.enqueue(|| OperationEvent::Started(state.snapshot()))
+        };
+        wakers.into_iter().for_each(std::task::Waker::wake);
         handle
     }
 
@@ -132,6 +136,13 @@ impl Shared {
         drop(removed);
         drop(evicted);
         self.publish(|| OperationEvent::Finished(snapshot));
+    }
+
+    /// Runs `f` with the table locked (for a subscription that must see the live operations
+    /// and join the subscribers in one step; the order is the table's lock, then the
+    /// subscribers').
+    pub(super) fn with_table<R>(&self, f: impl FnOnce(&Table) -> R) -> R {
+        f(&lock(&self.table))
     }
 
     pub(super) fn live_states(&self, mut keep: impl FnMut(&State) -> bool) -> Vec<Arc<State>> {
