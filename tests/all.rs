@@ -212,9 +212,14 @@ fn its_deadline_is_the_latest_of_its_sources_if_each_has_one() {
 
 #[test]
 fn deadlines_of_the_sources_trigger_it_with_the_last_timeout() {
+    // Two deadlines due at once may fire on two firer threads in either order (a slow machine
+    // or valgrind makes them due together), so `b` gets its deadline only after `a` has fired.
     let a = CancelToken::with_timeout(Duration::from_millis(10));
-    let b = CancelToken::with_timeout(Duration::from_millis(30));
+    let b = CancelToken::new();
     let all = CancelToken::all([&a, &b]);
+    assert!(a.wait_blocking_timeout(Duration::from_secs(10)));
+    assert!(!all.is_triggered(), "one source of two has fired");
+    assert!(b.trigger_after(Duration::from_millis(20)));
     assert!(all.wait_blocking_timeout(Duration::from_secs(10)));
     assert_eq!(all.reason().unwrap().kind(), ReasonKind::Timeout);
     assert_eq!(all.triggered_token(), Some(b));
