@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::reason::{Reason, ReasonKind};
 
-use super::shared::{lock, Job, Shared};
+use super::shared::{Job, Shared};
 use super::wire;
 
 /// The most jobs sent in one pipeline.
@@ -29,26 +29,15 @@ pub(crate) fn run(shared: Arc<Shared>, mut connection: Option<redis::Connection>
     let mut batch: Vec<Job> = Vec::new();
     let mut attempt = 0u32;
     loop {
-        let stopping = {
-            let mut queue = lock(&shared.queue);
-            while queue.jobs.is_empty() && batch.is_empty() && !queue.stopping {
-                queue = shared
-                    .queued
-                    .wait(queue)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-            }
-            let room = BATCH.saturating_sub(batch.len());
-            let take = queue.jobs.len().min(room);
-            batch.extend(queue.jobs.drain(..take));
-            queue.stopping
-        };
+        let stopping = shared.mailbox.take(&mut batch, BATCH);
         if stopping {
             // One last try for the cancels queued; reads no longer matter.
             batch.retain(|job| matches!(job, Job::Publish { .. }));
             batch.extend(
-                lock(&shared.queue)
-                    .jobs
-                    .drain(..)
+                shared
+                    .mailbox
+                    .drain()
+                    .into_iter()
                     .filter(|job| matches!(job, Job::Publish { .. })),
             );
             if !batch.is_empty() {

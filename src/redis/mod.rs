@@ -41,6 +41,7 @@
 mod builder;
 mod commands;
 mod error;
+mod mailbox;
 mod shared;
 mod subscriber;
 mod wire;
@@ -59,6 +60,10 @@ pub use builder::Builder;
 pub use error::{ConnectError, IdError};
 pub use shared::{ConnectionState, Stats};
 pub use wire::{MAX_ID_LEN, MAX_MESSAGE_LEN};
+
+#[cfg(cancel_token_loom)]
+#[doc(hidden)]
+pub use mailbox::loom_access as __loom_mailbox;
 
 use shared::{lock, Job, Shared};
 

@@ -1,12 +1,11 @@
 //! What a [`RedisRegistry`](super::RedisRegistry) shares with its two threads: the local
 //! tokens, the job queue of the command thread, the connection state and the counters.
 //!
-//! Two locks, never held together and never around user code: the queue (jobs and the stop
-//! flag; its condvar also paces the subscriber's back-off) and the state (its condvar wakes
+//! Two locks, never held together and never around user code: the mailbox's (jobs and the stop
+//! flag; its condvar also paces the subscriber's back-off) and the state's (its condvar wakes
 //! [`wait_state`](super::RedisRegistry::wait_state)). Triggers of tokens, whose callbacks are
 //! user code, happen with neither held.
 
-use std::collections::VecDeque;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -15,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::reason::Reason;
 use crate::{CancelRegistry, CancelToken};
 
+use super::mailbox::Mailbox;
 use super::wire;
 
 /// The state of a registry's subscription, which decides whether cancels from other processes
@@ -100,11 +100,6 @@ pub(crate) enum Job {
     CheckAll,
 }
 
-pub(crate) struct Queue {
-    pub(crate) jobs: VecDeque<Job>,
-    pub(crate) stopping: bool,
-}
-
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) received: AtomicU64,
@@ -132,9 +127,8 @@ pub(crate) struct Shared {
     pub(crate) tokens: CancelRegistry<String>,
     pub(crate) client: redis::Client,
     pub(crate) settings: Settings,
-    pub(crate) queue: Mutex<Queue>,
-    /// Signalled when a job is queued or the registry stops.
-    pub(crate) queued: Condvar,
+    /// The command thread's jobs, and the stop flag of both threads.
+    pub(crate) mailbox: Mailbox<Job>,
     state: Mutex<ConnectionState>,
     state_changed: Condvar,
     pub(crate) counters: Counters,
@@ -155,57 +149,30 @@ impl Shared {
             tokens,
             client,
             settings,
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::new(),
-                stopping: false,
-            }),
-            queued: Condvar::new(),
+            mailbox: Mailbox::new(),
             state: Mutex::new(ConnectionState::Connected),
             state_changed: Condvar::new(),
             counters: Counters::default(),
         }
     }
 
-    /// Queues a job; `false` (and the job back) if the registry stopped.
+    /// Queues a job; gives it back if the registry stopped.
     pub(crate) fn push(&self, job: Job) -> Result<(), Job> {
-        let mut queue = lock(&self.queue);
-        if queue.stopping {
-            return Err(job);
-        }
-        queue.jobs.push_back(job);
-        drop(queue);
-        self.queued.notify_all();
-        Ok(())
+        self.mailbox.push(job)
     }
 
     pub(crate) fn stopping(&self) -> bool {
-        lock(&self.queue).stopping
+        self.mailbox.is_stopping()
     }
 
     /// Tells both threads to stop.
     pub(crate) fn stop(&self) {
-        lock(&self.queue).stopping = true;
-        self.queued.notify_all();
+        self.mailbox.stop();
     }
 
     /// Sleeps for `delay` or until the registry stops; `true` if it stopped.
     pub(crate) fn pause(&self, delay: Duration) -> bool {
-        let until = Instant::now() + delay;
-        let mut queue = lock(&self.queue);
-        loop {
-            if queue.stopping {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= until {
-                return false;
-            }
-            queue = self
-                .queued
-                .wait_timeout(queue, until - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        self.mailbox.pause(delay)
     }
 
     pub(crate) fn state(&self) -> ConnectionState {
