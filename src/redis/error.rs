@@ -3,6 +3,7 @@
 
 use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 
 use super::wire::MAX_ID_LEN;
 
@@ -21,21 +22,25 @@ use super::wire::MAX_ID_LEN;
 /// assert!(error.is_invalid_url());
 /// assert!(error.to_string().starts_with("invalid Redis URL"));
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnectError {
     addr: Option<String>,
-    source: redis::RedisError,
+    /// Shared: the redis crate's error is not `Clone`.
+    source: Arc<redis::RedisError>,
 }
 
 impl ConnectError {
     pub(crate) fn invalid_url(source: redis::RedisError) -> ConnectError {
-        ConnectError { addr: None, source }
+        ConnectError {
+            addr: None,
+            source: Arc::new(source),
+        }
     }
 
     pub(crate) fn unreachable(addr: String, source: redis::RedisError) -> ConnectError {
         ConnectError {
             addr: Some(addr),
-            source,
+            source: Arc::new(source),
         }
     }
 
@@ -66,7 +71,7 @@ impl fmt::Display for ConnectError {
 
 impl Error for ConnectError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(&self.source)
+        Some(&*self.source)
     }
 }
 
