@@ -19,10 +19,13 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::hash::Hash;
 
-use crate::callback::CallbackGuard;
 use crate::reason::Reason;
-use crate::sync::{lock, Arc, Mutex, Weak};
+use crate::sync::{lock, Arc, Mutex};
 use crate::CancelToken;
+
+mod registration;
+
+pub use registration::Registration;
 
 /// Cancellation by key: a map from an id (a request id, a job name, a user) to the tokens of
 /// the operations running under it.
@@ -59,7 +62,7 @@ pub struct CancelRegistry<K> {
     shared: Arc<Shared<K>>,
 }
 
-struct Shared<K> {
+pub(super) struct Shared<K> {
     parent: Option<CancelToken>,
     /// Hashes keys, with no lock held.
     hasher: RandomState,
@@ -96,7 +99,7 @@ impl<K> State<K> {
 
 impl<K> Shared<K> {
     /// Removes operation `id`, if it is still there.
-    fn remove(&self, id: u64) {
+    pub(super) fn remove(&self, id: u64) {
         let removed = lock(&self.state).take(id);
         // The key and the token (user code when dropped) go after the lock is released.
         drop(removed);
@@ -277,13 +280,8 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
                 shared.remove(id);
             }
         });
-        let registration = Registration {
-            shared: Arc::downgrade(&self.shared),
-            key,
-            id,
-            token: token.clone(),
-            _removal: removal,
-        };
+        let registration =
+            Registration::new(Arc::downgrade(&self.shared), key, id, &token, removal);
         (token, registration)
     }
 
@@ -465,83 +463,6 @@ impl<K> fmt::Debug for CancelRegistry<K> {
         f.debug_struct("CancelRegistry")
             .field("parent", &self.shared.parent)
             .field("len", &lock(&self.shared.state).operations.len())
-            .finish()
-    }
-}
-
-/// The entry of one operation in a [`CancelRegistry`]; dropping it removes the entry.
-///
-/// Dropping it does not trigger the token: the operation ended on its own.
-///
-/// # Examples
-///
-/// ```
-/// use cancel_token::CancelRegistry;
-///
-/// let registry = CancelRegistry::new();
-/// let (token, registration) = registry.register(1u32);
-/// assert_eq!(registration.key(), &1);
-/// assert_eq!(registration.token(), &token);
-/// drop(registration);
-/// assert!(registry.is_empty());
-/// assert!(!token.is_triggered());
-/// ```
-#[must_use = "dropping a Registration removes the operation from its registry at once"]
-pub struct Registration<K: Eq + Hash> {
-    shared: Weak<Shared<K>>,
-    key: K,
-    id: u64,
-    token: CancelToken,
-    /// The callback that removes the entry when the token is triggered; dropped (after the
-    /// entry is removed, with no lock held) with the registration.
-    _removal: CallbackGuard,
-}
-
-impl<K: Eq + Hash> Registration<K> {
-    /// The key the operation is registered under.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_token::CancelRegistry;
-    ///
-    /// let registry = CancelRegistry::new();
-    /// let (_token, registration) = registry.register("key");
-    /// assert_eq!(*registration.key(), "key");
-    /// ```
-    pub fn key(&self) -> &K {
-        &self.key
-    }
-
-    /// The operation's token.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_token::CancelRegistry;
-    ///
-    /// let registry = CancelRegistry::new();
-    /// let (token, registration) = registry.register(());
-    /// assert_eq!(registration.token(), &token);
-    /// ```
-    pub fn token(&self) -> &CancelToken {
-        &self.token
-    }
-}
-
-impl<K: Eq + Hash> Drop for Registration<K> {
-    fn drop(&mut self) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.remove(self.id);
-        }
-    }
-}
-
-impl<K: Eq + Hash + fmt::Debug> fmt::Debug for Registration<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registration")
-            .field("key", &self.key)
-            .field("token", &self.token)
             .finish()
     }
 }
