@@ -103,8 +103,8 @@ impl Builder {
     /// Connects to Redis and starts the registry: its two helper threads, one subscribed to
     /// the channel and one for commands.
     ///
-    /// This blocks the calling thread until both connections are made and the subscription is
-    /// confirmed, for at most about twice the connect timeout.
+    /// This blocks the calling thread until both connections are made (at the same time) and
+    /// the subscription is confirmed, for at most about the connect timeout.
     ///
     /// # Errors
     ///
@@ -122,37 +122,43 @@ impl Builder {
             backoff_max: self.backoff.1,
             heartbeat: self.heartbeat,
         };
-        let commanding = client
-            .get_connection_with_timeout(self.connect_timeout)
-            .and_then(|con| {
-                con.set_read_timeout(Some(self.connect_timeout))?;
-                con.set_write_timeout(Some(self.connect_timeout))?;
-                Ok(con)
-            })
-            .map_err(|error| ConnectError::unreachable(addr.clone(), error))?;
         let tokens = match &self.parent {
             Some(parent) => CancelRegistry::with_parent(parent),
             None => CancelRegistry::new(),
         };
         let shared = Arc::new(Shared::new(tokens, client, settings));
+        // Both connections at once: the subscriber's on its thread, the command connection
+        // here, so that an unreachable server costs one connect timeout, not two.
         let (ready, subscribed) = mpsc::channel();
         let listening = spawn("cancel-token-redis-sub", {
             let shared = Arc::clone(&shared);
             move || subscriber::run(shared, ready)
         });
-        // The thread answers once it is subscribed or has given up (its reads and writes
-        // are bounded by the connect timeout); a thread that died says nothing.
+        let timeout = self.connect_timeout;
+        let commanding = shared
+            .client
+            .get_connection_with_timeout(timeout)
+            .and_then(|con| {
+                con.set_read_timeout(Some(timeout))?;
+                con.set_write_timeout(Some(timeout))?;
+                Ok(con)
+            });
+        // The thread answers once it is subscribed or has given up (its reads and writes are
+        // bounded by the connect timeout); a thread that died says nothing.
         let outcome = subscribed.recv().unwrap_or_else(|_| {
             Err(redis::RedisError::from((
                 redis::ErrorKind::ClientError,
                 "the subscriber thread ended before it subscribed",
             )))
         });
-        if let Err(error) = outcome {
-            shared.stop();
-            let _ = listening.join();
-            return Err(ConnectError::unreachable(addr, error));
-        }
+        let commanding = match outcome.and(commanding) {
+            Ok(commanding) => commanding,
+            Err(error) => {
+                shared.stop();
+                let _ = listening.join();
+                return Err(ConnectError::unreachable(addr, error));
+            }
+        };
         let threads = vec![
             listening,
             spawn("cancel-token-redis-cmd", {

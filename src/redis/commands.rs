@@ -155,11 +155,9 @@ fn send(shared: &Shared, con: &mut redis::Connection, batch: &mut Vec<Job>) -> b
             let reason = wire::decode_reason(&value).unwrap_or_else(|| {
                 Reason::with_message(ReasonKind::Manual, "cancelled through Redis")
             });
-            let hits = shared.trigger(id, reason);
-            shared
-                .counters
-                .record_hits
-                .fetch_add(hits as u64, Ordering::Relaxed);
+            // Counted first, as `received` is: whoever the trigger wakes sees it.
+            shared.counters.record_hits.fetch_add(1, Ordering::Relaxed);
+            shared.trigger(id, reason);
         }
     }
     true

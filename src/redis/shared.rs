@@ -67,8 +67,9 @@ impl Stats {
         self.reconnects
     }
 
-    /// Tokens triggered because a record said their id was cancelled: a cancel sent before
-    /// they registered, or while this registry was disconnected.
+    /// Ids registered here whose cancel was learned from its record rather than a message: a
+    /// cancel sent before the id registered, or while this registry was disconnected. Counted
+    /// before the tokens trigger.
     pub fn record_hits(&self) -> u64 {
         self.record_hits
     }
@@ -227,18 +228,17 @@ impl Shared {
     }
 
     /// Triggers this process's tokens under `id`, keeping a panicking callback from taking a
-    /// helper thread down with it; the number of tokens triggered.
-    pub(crate) fn trigger(&self, id: &str, reason: Reason) -> usize {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    /// helper thread down with it (the registry triggers every token before it resumes the
+    /// first panic, so none is skipped).
+    pub(crate) fn trigger(&self, id: &str, reason: Reason) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.tokens.cancel(id, reason)
-        }))
-        // A callback panicked: the registry triggered every token anyway (the panic is
-        // resumed after the others), but how many is lost with the unwind.
-        .unwrap_or(1)
+        }));
     }
 
-    /// The delay before reconnect attempt `attempt` (from 0): doubling from the minimum to the
-    /// maximum, with jitter in its upper half so that many processes do not come back at once.
+    /// The delay before reconnect attempt `attempt` (from 0): a step doubling from the minimum
+    /// to the maximum, and a random point in the step's upper half (never under the minimum),
+    /// so that many processes do not come back at once.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let Settings {
             backoff_min: min,
@@ -251,6 +251,6 @@ impl Shared {
             .min(max)
             .max(min);
         let noise = RandomState::new().hash_one((Instant::now(), attempt)) % 1000;
-        full / 2 + full / 2 * noise as u32 / 1000
+        (full / 2 + full / 2 * noise as u32 / 1000).max(min)
     }
 }

@@ -20,19 +20,28 @@ use super::wire;
 /// The longest a read waits before the thread looks at the stop flag and the heartbeat.
 pub(crate) const POLL: Duration = Duration::from_millis(100);
 
+/// The longest the thread waits for Redis to confirm the `UNSUBSCRIBE` it sends when it stops
+/// or gives up a connection.
+const UNSUBSCRIBE_WAIT: Duration = Duration::from_millis(20);
+
 /// Why [`listen`] returned.
 enum Ended {
     Stopped,
     Broken,
 }
 
-/// A connection for the subscription, with `timeout` on every read and write until the
-/// subscription is confirmed.
+/// A connection for the subscription, with what is left of the connect timeout on every
+/// read and write until the subscription is confirmed: connecting and subscribing together
+/// take at most about the connect timeout.
 fn connect(shared: &Shared) -> redis::RedisResult<redis::Connection> {
     let timeout = shared.settings.connect_timeout;
+    let until = Instant::now() + timeout;
     let con = shared.client.get_connection_with_timeout(timeout)?;
-    con.set_write_timeout(Some(timeout))?;
-    con.set_read_timeout(Some(timeout))?;
+    let left = until
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    con.set_write_timeout(Some(left))?;
+    con.set_read_timeout(Some(left))?;
     Ok(con)
 }
 
@@ -45,7 +54,8 @@ pub(crate) fn run(shared: Arc<Shared>, ready: mpsc::Sender<redis::RedisResult<()
     let mut attempt = 0u32;
     loop {
         let subscribed = connect(&shared).and_then(|mut con| {
-            // The subscription lasts as long as this `PubSub`: dropping it unsubscribes.
+            // The subscription lasts as long as this `PubSub`: dropping it unsubscribes, and
+            // waits for Redis to confirm, so whatever returns first shortens the wait.
             let mut pubsub = con.as_pubsub();
             pubsub.subscribe(&shared.settings.channel)?;
             pubsub.set_read_timeout(Some(POLL))?;
@@ -62,7 +72,11 @@ pub(crate) fn run(shared: Arc<Shared>, ready: mpsc::Sender<redis::RedisResult<()
                 }
             }
             attempt = 0;
-            Ok(listen(&shared, &mut pubsub))
+            let ended = listen(&shared, &mut pubsub);
+            // The `UNSUBSCRIBE` of the drop waits for its answer at most this long: a frozen
+            // or vanished server must not hold up a stop or a reconnect.
+            let _ = pubsub.set_read_timeout(Some(UNSUBSCRIBE_WAIT));
+            Ok(ended)
         });
         match subscribed {
             Ok(Ended::Stopped) => break,
