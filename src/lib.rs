@@ -133,6 +133,9 @@ mod link;
 mod node;
 mod operation;
 mod reason;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod registrations;
 mod registry;
 mod run;

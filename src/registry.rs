@@ -406,6 +406,18 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
     {
         !self.shared.find(key).is_empty()
     }
+
+    /// The key of every operation registered now, once per operation; cloned with no lock
+    /// held.
+    #[cfg(feature = "redis")]
+    pub(crate) fn keys(&self) -> Vec<K> {
+        let keys: Vec<Arc<K>> = lock(&self.shared.state)
+            .operations
+            .values()
+            .map(|operation| Arc::clone(&operation.key))
+            .collect();
+        keys.iter().map(|key| K::clone(key)).collect()
+    }
 }
 
 /// Triggers every token, running all of them even if a callback panics, and resumes the first
