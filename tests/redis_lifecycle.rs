@@ -25,7 +25,24 @@ const SOON: Duration = Duration::from_secs(10);
 /// within about 200 ms).
 const THREADS_GONE: Duration = Duration::from_secs(1);
 
-fn is_error<E: std::error::Error + Clone + Send + Sync + 'static>(_: &E) {}
+fn is_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+
+/// Whether `T` is `Clone`, found at run time so that a missing impl fails one test instead of
+/// the build of the whole file (method resolution prefers the impl on `Probe<T>` when it
+/// applies, and falls back to the one on `&Probe<T>`).
+struct Probe<T>(std::marker::PhantomData<T>);
+trait Cloneable {
+    fn is_clone(&self) -> bool {
+        true
+    }
+}
+impl<T: Clone> Cloneable for Probe<T> {}
+trait NotCloneable {
+    fn is_clone(&self) -> bool {
+        false
+    }
+}
+impl<T> NotCloneable for &Probe<T> {}
 
 #[test]
 fn the_types_are_shareable_and_debuggable() {
@@ -41,6 +58,12 @@ fn the_types_are_shareable_and_debuggable() {
     debug::<Delivery>();
     debug::<Stats>();
     debug::<ConnectionState>();
+    // Small error types are `Clone` (STYLE.md, habit 15), like the crate's other errors.
+    assert!((&Probe::<IdError>(std::marker::PhantomData)).is_clone());
+    assert!(
+        (&Probe::<ConnectError>(std::marker::PhantomData)).is_clone(),
+        "ConnectError is not Clone"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@
 mod common;
 mod support_redis;
 
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use cancel_token::redis::{ConnectionState, RedisRegistry};
@@ -82,27 +82,23 @@ fn peer() {
 fn latency_worker(url: &str) {
     let registry = RedisRegistry::connect(url).expect("the worker connects");
     assert!(registry.wait_state(ConnectionState::Connected, LIMIT));
+    let (fired, times) = mpsc::channel();
     let mut jobs = Vec::new();
     for round in 0..ROUNDS {
         let (token, registration) = registry.register(&latency_job(round)).unwrap();
-        // The callback runs on the thread that triggers the token, the moment it does.
-        let fired = Arc::new(Mutex::new(None));
-        let at = Arc::clone(&fired);
-        let guard = token.on_cancel(move |_| *at.lock().unwrap() = Some(SystemTime::now()));
-        jobs.push((token, registration, guard, fired));
+        // The callback runs on the thread that triggers the token, the moment it does (a
+        // thread woken by the token may run before it).
+        let fired = fired.clone();
+        let guard = token.on_cancel(move |reason| {
+            let _ = fired.send((round, SystemTime::now(), show(reason)));
+        });
+        jobs.push((token, registration, guard));
     }
     tell("ready");
-    for (token, _registration, _guard, fired) in &jobs {
-        assert!(
-            token.wait_blocking_timeout(LIMIT),
-            "a job was never cancelled"
-        );
-        let at = fired.lock().unwrap().expect("the callback ran");
-        tell(format!(
-            "triggered {} {}",
-            unix_nanos(at),
-            show(&token.reason().unwrap())
-        ));
+    for expected in 0..ROUNDS {
+        let (round, at, reason) = times.recv_timeout(LIMIT).expect("a job was cancelled");
+        assert_eq!(round, expected, "the jobs were cancelled out of order");
+        tell(format!("triggered {} {reason}", unix_nanos(at)));
     }
     tell(format!("received {}", registry.stats().received()));
 }

@@ -57,9 +57,10 @@ fn a_cancel_sent_before_the_job_registers_is_honoured_at_registration() {
         assert!(again.wait_blocking_timeout(SOON));
         assert_eq!(again.reason(), Some(reason));
 
-        let stats = worker.stats();
-        assert_eq!(stats.record_hits(), 2);
-        assert_eq!(stats.received(), 0);
+        wait_until("both record hits to be counted", SOON, || {
+            worker.stats().record_hits() == 2
+        });
+        assert_eq!(worker.stats().received(), 0);
         // The other id has no record: its check found nothing.
         thread::sleep(GRACE);
         assert!(!other.is_triggered());
@@ -130,7 +131,46 @@ fn a_record_expires_after_its_ttl_and_is_forgotten() {
             "a record past its ttl still cancelled a job: {:?}",
             expired.reason()
         );
+        wait_until("the witness's record hit to be counted", SOON, || {
+            worker.stats().record_hits() == 1
+        });
+        thread::sleep(GRACE);
         assert_eq!(worker.stats().record_hits(), 1);
+    });
+    drop(server);
+}
+
+/// A thread woken by a token that a record triggered, and asking why, finds it counted:
+/// `record_hits` as `received` is for a message.
+#[test]
+fn a_record_hit_is_counted_by_the_time_its_token_triggers() {
+    let server = RedisServer::start();
+    let redis = server.handle();
+    within(LIMIT, move || {
+        let canceller = RedisRegistry::connect(&redis.url()).unwrap();
+        let worker = RedisRegistry::connect(&redis.url()).unwrap();
+        for round in 0..20 {
+            let id = format!("job {round}");
+            assert!(canceller
+                .cancel(&id, "recorded")
+                .unwrap()
+                .wait_blocking_timeout(SOON));
+            let (token, _registration) = worker.register(&id).unwrap();
+            assert!(token.wait_blocking_timeout(SOON));
+            let stats = worker.stats();
+            assert_eq!(
+                stats.record_hits(),
+                round + 1,
+                "round {round}: a token triggered by a record, not yet counted: {stats:?}"
+            );
+        }
+        // A message is counted before its tokens trigger.
+        let checks = redis.calls("mget");
+        let (token, _registration) = worker.register("by message").unwrap();
+        redis.wait_calls("mget", checks + 1, SOON);
+        canceller.cancel("by message", "published").unwrap();
+        assert!(token.wait_blocking_timeout(SOON));
+        assert!(worker.stats().received() >= 1);
     });
     drop(server);
 }

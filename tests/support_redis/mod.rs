@@ -158,13 +158,13 @@ impl RedisServer {
 
     /// Whether the server process is running (started and not killed).
     pub fn is_running(&self) -> bool {
-        self.shared.child.lock().unwrap().is_some()
+        lock(&self.shared.child).is_some()
     }
 
     /// Kills the server with SIGKILL and waits for it to exit: every connection to it is
     /// reset, and nothing it held survives (no persistence).
     pub fn kill(&self) {
-        if let Some(mut child) = self.shared.child.lock().unwrap().take() {
+        if let Some(mut child) = lock(&self.shared.child).take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -181,7 +181,7 @@ impl RedisServer {
     }
 
     fn signal(&self, signal: &str) {
-        let guard = self.shared.child.lock().unwrap();
+        let guard = lock(&self.shared.child);
         let pid = guard.as_ref().expect("the server runs").id();
         let status = Command::new("kill")
             .args([signal, &pid.to_string()])
@@ -202,7 +202,7 @@ impl RedisServer {
         loop {
             match spawn_and_wait(redis_server_binary(), self.shared.port, &self.shared.dir) {
                 Ok(child) => {
-                    *self.shared.child.lock().unwrap() = Some(child);
+                    *lock(&self.shared.child) = Some(child);
                     return;
                 }
                 Err(why) if Instant::now() >= deadline => panic!(
@@ -272,6 +272,38 @@ impl RedisServer {
             assert!(
                 Instant::now() < deadline,
                 "{channel} has {now} subscribers after {limit:?}, expected {count}"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// How many times the server ran `command` (lowercase) since it started, from
+    /// `INFO commandstats`: a way to see that a registry's helper thread has done a round
+    /// trip (an `MGET` is a record check) without asking the registry.
+    pub fn calls(&self, command: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut self.connection())
+            .expect("INFO commandstats");
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().expect("a count of calls"))
+    }
+
+    /// Blocks until the server has run `command` at least `count` times, failing the test
+    /// after `limit`.
+    pub fn wait_calls(&self, command: &str, count: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let now = self.calls(command);
+            if now >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server ran {command} {now} times in {limit:?}, expected {count}"
             );
             thread::sleep(Duration::from_millis(5));
         }
@@ -400,7 +432,7 @@ pub const PEER_PREFIX: &str = "peer: ";
 pub struct Peer {
     name: String,
     child: Child,
-    /// Every line of its stdout that starts with [`PEER_PREFIX`], without it.
+    /// Every line of its stdout that holds [`PEER_PREFIX`], from after it.
     lines: mpsc::Receiver<String>,
     /// Every line of its stdout, for failure messages.
     output: Arc<Mutex<Vec<String>>>,
@@ -431,8 +463,10 @@ impl Peer {
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { return };
-                all.lock().unwrap().push(line.clone());
-                if let Some(line) = line.strip_prefix(PEER_PREFIX) {
+                lock(&all).push(line.clone());
+                // libtest prints `test peer ... ` with no line break before the test's
+                // first line: the prefix may come after it.
+                if let Some((_, line)) = line.split_once(PEER_PREFIX) {
                     if tx.send(line.to_owned()).is_err() {
                         return;
                     }
@@ -458,16 +492,21 @@ impl Peer {
             Err(why) => panic!(
                 "peer {} printed no line within {limit:?} ({why}); its output:\n{}",
                 self.name,
-                self.output.lock().unwrap().join("\n")
+                self.output()
             ),
         }
+    }
+
+    /// Everything it printed on stdout so far.
+    fn output(&self) -> String {
+        lock(&self.output).join("\n")
     }
 
     /// The rest of the next line, which must start with `prefix`.
     pub fn expect(&self, prefix: &str, limit: Duration) -> String {
         let line = self.next_line(limit);
         match line.strip_prefix(prefix) {
-            Some(rest) => rest.trim_start().to_owned(),
+            Some(rest) => rest.strip_prefix(' ').unwrap_or(rest).to_owned(),
             None => panic!(
                 "peer {} printed {line:?}, expected a line starting with {prefix:?}",
                 self.name
@@ -484,7 +523,7 @@ impl Peer {
                     status.success(),
                     "peer {} failed: {status}; its output:\n{}",
                     self.name,
-                    self.output.lock().unwrap().join("\n")
+                    self.output()
                 );
                 return;
             }
@@ -503,6 +542,11 @@ impl Drop for Peer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Locks, ignoring poison: a test that failed while holding the lock leaves the data whole.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The peer's role and URL, when this process is a peer.
