@@ -254,25 +254,59 @@ fn a_server_that_stops_answering_is_noticed_by_the_heartbeat() {
     let server = RedisServer::start();
     let redis = server.handle();
     within(LIMIT, move || {
+        let (heartbeat, timeout) = (Duration::from_millis(200), Duration::from_millis(500));
         let registry = RedisRegistry::builder(&redis.url())
-            .heartbeat(Duration::from_millis(200))
-            .connect_timeout(Duration::from_millis(500))
+            .heartbeat(heartbeat)
+            .connect_timeout(timeout)
             .connect()
             .unwrap();
         let (token, _registration) = registry.register("job").unwrap();
         // The server freezes with its connections open: only an unanswered PING tells.
         redis.pause();
+        let frozen = Instant::now();
         assert!(
             registry.wait_state(ConnectionState::Reconnecting, SOON),
             "a frozen server still counts as connected {SOON:?} later (heartbeat 200 ms)"
         );
+        // The builder's promise: about the heartbeat plus the connect timeout (and a read
+        // poll of 100 ms).
+        let unnoticed = frozen.elapsed();
         redis.resume();
+        assert!(
+            unnoticed < heartbeat + timeout + Duration::from_millis(300),
+            "a frozen server went unnoticed for {unnoticed:?} (heartbeat {heartbeat:?}, \
+             connect timeout {timeout:?})"
+        );
         assert!(registry.wait_state(ConnectionState::Connected, SOON));
         redis.wait_subscribers(CHANNEL, 1, SOON);
         let canceller = RedisRegistry::connect(&redis.url()).unwrap();
         canceller.cancel("job", "thawed").unwrap();
         assert!(token.wait_blocking_timeout(SOON));
         assert!(registry.stats().reconnects() >= 1);
+    });
+    drop(server);
+}
+
+#[test]
+fn reconnect_attempts_wait_at_least_the_minimum_back_off() {
+    let server = RedisServer::start();
+    let redis = server.handle();
+    within(LIMIT, move || {
+        let min = Duration::from_secs(1);
+        let registry = RedisRegistry::builder(&redis.url())
+            .backoff(min, min)
+            .connect()
+            .unwrap();
+        redis.kill();
+        assert!(registry.wait_state(ConnectionState::Reconnecting, SOON));
+        let broke = Instant::now();
+        redis.restart();
+        assert!(registry.wait_state(ConnectionState::Connected, SOON));
+        let away = broke.elapsed();
+        assert!(
+            away >= min - Duration::from_millis(20),
+            "reconnected {away:?} after the break, with backoff({min:?}, {min:?})"
+        );
     });
     drop(server);
 }

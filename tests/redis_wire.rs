@@ -1,7 +1,7 @@
 //! `RedisRegistry`'s wire format: what it publishes, byte for byte (`v1 <id> <kind>
 //! <message>`, percent-escaped), ids and reasons that need escaping arriving unchanged, and
 //! malformed messages published by hand (every class, and a huge one) ignored and counted
-//! without disturbing the messages after them.
+//! without disturbing the messages after them; a reason's message cut to `MAX_MESSAGE_LEN`.
 
 #![cfg(feature = "redis")]
 
@@ -10,7 +10,7 @@ mod support_redis;
 
 use std::time::Duration;
 
-use cancel_token::redis::RedisRegistry;
+use cancel_token::redis::{RedisRegistry, MAX_MESSAGE_LEN};
 use cancel_token::{Reason, ReasonKind};
 
 use common::{wait_until, within, LIMIT};
@@ -265,6 +265,42 @@ fn a_huge_valid_message_neither_panics_nor_stops_the_registry() {
             assert_eq!(stats.malformed(), 1);
             assert!(!big.is_triggered());
         }
+    });
+    drop(server);
+}
+
+#[test]
+fn a_long_message_is_cut_at_a_character_boundary_and_a_longer_one_refused() {
+    let server = RedisServer::start();
+    let redis = server.handle();
+    within(LIMIT, move || {
+        assert_eq!(MAX_MESSAGE_LEN, 8192);
+        let worker = RedisRegistry::connect(&redis.url()).unwrap();
+        let canceller = RedisRegistry::connect(&redis.url()).unwrap();
+        redis.wait_subscribers(CHANNEL, 2, SOON);
+        let (token, _registration) = worker.register("long").unwrap();
+        // 'é' is two bytes: a cut at 8192 bytes falls between two of them, one at 8191
+        // would split one.
+        let long = format!("x{}", "é".repeat(5_000));
+        canceller.cancel("long", long.as_str()).unwrap();
+        assert!(token.wait_blocking_timeout(SOON));
+        let received = token.reason().unwrap();
+        let expected = format!("x{}", "é".repeat(4_095));
+        assert_eq!(received.message().map(str::len), Some(8_191));
+        assert_eq!(received.message(), Some(expected.as_str()));
+
+        // A message longer than that, published by hand, is malformed.
+        let (refused, _refused_registration) = worker.register("refused").unwrap();
+        let too_long = format!("v1 refused manual {}", "m".repeat(MAX_MESSAGE_LEN + 1));
+        redis.publish_raw(CHANNEL, too_long.as_bytes());
+        let exact = format!("v1 refused manual {}", "m".repeat(MAX_MESSAGE_LEN));
+        redis.publish_raw(CHANNEL, exact.as_bytes());
+        assert!(refused.wait_blocking_timeout(SOON));
+        assert_eq!(
+            refused.reason().unwrap().message().map(str::len),
+            Some(MAX_MESSAGE_LEN)
+        );
+        assert_eq!(worker.stats().malformed(), 1);
     });
     drop(server);
 }
