@@ -367,6 +367,7 @@ pub fn build_example(name: &str) -> std::path::PathBuf {
         ("grpc", cfg!(feature = "grpc")),
         ("tracing", cfg!(feature = "tracing")),
         ("serde", cfg!(feature = "serde")),
+        ("redis", cfg!(feature = "redis")),
     ]
     .into_iter()
     .filter_map(|(feature, on)| on.then_some(feature))
