@@ -155,6 +155,11 @@ fn a_record_hit_is_counted_by_the_time_its_token_triggers() {
                 .cancel(&id, "recorded")
                 .unwrap()
                 .wait_blocking_timeout(SOON));
+            // The message reached the worker before the job registers, so only the record
+            // can trigger its token (a message heard late would do it first).
+            wait_until("the worker to hear the message", SOON, || {
+                worker.stats().received() == round + 1
+            });
             let (token, _registration) = worker.register(&id).unwrap();
             assert!(token.wait_blocking_timeout(SOON));
             let stats = worker.stats();

@@ -77,7 +77,9 @@ impl Builder {
     }
 
     /// How long a connection attempt, and any later round trip, may take before it counts
-    /// as failed; five seconds by default (at least a millisecond).
+    /// as failed; five seconds by default (at least a millisecond). A URL with a password or
+    /// a database number adds set-up commands (`AUTH`, `SELECT`), each of which may wait that
+    /// long on a server that accepts connections but does not answer.
     pub fn connect_timeout(mut self, timeout: Duration) -> Builder {
         self.connect_timeout = timeout.max(Duration::from_millis(1));
         self

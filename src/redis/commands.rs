@@ -155,9 +155,12 @@ fn send(shared: &Shared, con: &mut redis::Connection, batch: &mut Vec<Job>) -> b
             let reason = wire::decode_reason(&value).unwrap_or_else(|| {
                 Reason::with_message(ReasonKind::Manual, "cancelled through Redis")
             });
-            // Counted first, as `received` is: whoever the trigger wakes sees it.
-            shared.counters.record_hits.fetch_add(1, Ordering::Relaxed);
-            shared.trigger(id, reason);
+            // Only ids still registered: a message may have cancelled them since. Counted
+            // before the trigger, as `received` is, so that whoever it wakes sees it.
+            if shared.tokens.contains_key(id.as_str()) {
+                shared.counters.record_hits.fetch_add(1, Ordering::Relaxed);
+                shared.trigger(id, reason);
+            }
         }
     }
     true

@@ -57,7 +57,10 @@ pub(crate) fn run(shared: Arc<Shared>, ready: mpsc::Sender<redis::RedisResult<()
             // The subscription lasts as long as this `PubSub`: dropping it unsubscribes, and
             // waits for Redis to confirm, so whatever returns first shortens the wait.
             let mut pubsub = con.as_pubsub();
-            pubsub.subscribe(&shared.settings.channel)?;
+            if let Err(error) = pubsub.subscribe(&shared.settings.channel) {
+                let _ = pubsub.set_read_timeout(Some(UNSUBSCRIBE_WAIT));
+                return Err(error);
+            }
             pubsub.set_read_timeout(Some(POLL))?;
             match ready.take() {
                 Some(ready) => {
