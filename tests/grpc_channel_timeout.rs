@@ -47,16 +47,17 @@ async fn a_shorter_channel_timeout_fails_the_call_at_once_and_leaves_the_token_a
 
         let started = Instant::now();
         // The old bug held the call for the token's 30 s: `bounded` fails it after 10 s.
-        let status = bounded("the call", client.work(FOREVER))
-            .await
-            .unwrap_err();
+        let status = bounded("the call", client.work(FOREVER)).await.unwrap_err();
         let took = started.elapsed();
         eprintln!("the call failed after {:.1} ms: {status:?}", ms(took));
 
         // The channel's own error, as tonic reports a `TimeoutExpired`.
         assert_eq!(status.code(), Code::Cancelled, "{status:?}");
         assert_eq!(status.message(), "Timeout expired", "{status:?}");
-        assert!(took >= channel_timeout, "failed before the channel's timeout: {took:?}");
+        assert!(
+            took >= channel_timeout,
+            "failed before the channel's timeout: {took:?}"
+        );
         assert!(
             took < Duration::from_secs(5),
             "the channel's {channel_timeout:?} elapsed, but the call failed only after {took:?}"
@@ -94,9 +95,7 @@ async fn a_shorter_token_deadline_fails_the_call_with_deadline_exceeded() {
             let deadline = token.deadline().unwrap();
             let mut client = client_with_token(channel.clone(), &token);
 
-            let status = bounded("the call", client.work(FOREVER))
-                .await
-                .unwrap_err();
+            let status = bounded("the call", client.work(FOREVER)).await.unwrap_err();
             let failed = Instant::now();
             eprintln!(
                 "round {round}: {:.1} ms after the token's deadline: {status:?}",
@@ -105,7 +104,10 @@ async fn a_shorter_token_deadline_fails_the_call_with_deadline_exceeded() {
             assert_eq!(status.code(), Code::DeadlineExceeded, "{round}: {status:?}");
             let tokens = "cancellation requested by token client: deadline of 300ms elapsed";
             if status.message() == tokens {
-                assert!(failed >= deadline, "{round}: failed before the token's deadline");
+                assert!(
+                    failed >= deadline,
+                    "{round}: failed before the token's deadline"
+                );
             } else {
                 assert!(
                     status.message().contains("the caller's deadline of "),
@@ -116,7 +118,11 @@ async fn a_shorter_token_deadline_fails_the_call_with_deadline_exceeded() {
             assert_eq!(reason.kind(), ReasonKind::Timeout, "{round}");
 
             bounded("the token", token.wait()).await;
-            assert_eq!(token.reason().unwrap().kind(), ReasonKind::Timeout, "{round}");
+            assert_eq!(
+                token.reason().unwrap().kind(),
+                ReasonKind::Timeout,
+                "{round}"
+            );
 
             let seen = server.next_call().await;
             bounded("the call's token", seen.token().wait()).await;
