@@ -8,7 +8,7 @@ mod support_grpc;
 use std::time::Duration;
 
 use cancel_token::grpc::ServerLayer;
-use cancel_token::http::OnInvalid;
+use cancel_token::http::{DeadlinePolicy, OnInvalid};
 use cancel_token::{CancelToken, ReasonKind};
 use http::HeaderValue;
 use support_grpc::{bounded, TestServer, WorkRequest};
@@ -100,6 +100,45 @@ async fn ignore_mode_runs_the_call_under_the_cap_only() {
         );
         assert!(!seen.token().is_triggered(), "{what}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignore_mode_takes_the_offset_off_a_valid_header_beside_a_bad_one() {
+    bounded("the test", async {
+        // Both headers read: the bad `grpc-timeout` is ignored, and `connect-timeout-ms`
+        // (350 ms) less the offset (100 ms) comes before the cap (300 ms), as it would with
+        // no bad header beside it. (The server once took the cap here.)
+        let policy = DeadlinePolicy::new()
+            .max(Duration::from_millis(300))
+            .on_invalid(OnInvalid::Ignore);
+        let layer = ServerLayer::new(CancelToken::new())
+            .deadline(policy)
+            .deadline_offset(Duration::from_millis(100));
+        let mut server = TestServer::start(layer).await;
+        let mut raw = server.raw_client();
+        let mut request = request_with("", &HeaderValue::from_static("soon"));
+        request.get_mut().millis = 60_000;
+        let headers = request.metadata_mut().as_mut();
+        headers.insert("connect-timeout-ms", HeaderValue::from_static("350"));
+        let call = tokio::spawn(async move { raw.work(request).await });
+
+        let seen = server.next_call().await;
+        let deadline = seen.token().deadline().expect("a deadline");
+        assert!(deadline <= seen.arrived + Duration::from_millis(250));
+        bounded("the call's token", seen.token().wait()).await;
+        let reason = seen.token().reason().unwrap();
+        assert_eq!(reason.kind(), ReasonKind::Timeout);
+        assert_eq!(
+            reason.message(),
+            Some(
+                "the caller's deadline of 350ms, less the server's offset of 100ms, elapsed \
+                 (connect-timeout-ms: 350)"
+            )
+        );
+        let status = bounded("the call", call).await.unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,7 +37,9 @@ use crate::{CancelToken, Cancelled};
 /// ([`headers`](ClientLayer::headers) changes that). A tonic channel fails a call with
 /// `CANCELLED` (`Timeout expired`) when the `grpc-timeout` it sends elapses; under this layer
 /// such a call fails when the token's own deadline fires, with the token's
-/// `DEADLINE_EXCEEDED`.
+/// `DEADLINE_EXCEEDED`. A shorter timeout of the channel's own (`Endpoint::timeout`) is not
+/// the token's: the call fails as soon as it elapses, with the channel's `CANCELLED`, and the
+/// token is left alone (the layer never triggers a token, it only watches).
 ///
 /// ```text
 /// let channel = Endpoint::from_static("http://127.0.0.1:50051").connect().await?;

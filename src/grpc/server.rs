@@ -252,31 +252,11 @@ impl ServerLayer {
         headers: &HeaderMap,
         now: Instant,
     ) -> Result<Option<Deadline>, HeaderError> {
-        let Some(limit) = self.policy.timeout(headers)? else {
+        let Some(limit) = self.policy.limit(headers, self.deadline_offset)? else {
             return Ok(None);
         };
-        let offset = self.deadline_offset;
-        let callers = |asked: Duration| {
-            if offset.is_zero() {
-                format!("the caller's deadline of {asked:?} elapsed")
-            } else {
-                format!(
-                    "the caller's deadline of {asked:?}, less the server's offset of \
-                     {offset:?}, elapsed"
-                )
-            }
-        };
+        let mut message = limit.message();
         let configured = self.policy.deadline_headers();
-        let asked = configured.read(headers).ok().flatten();
-        let (timeout, mut message) = match asked {
-            Some(asked) if asked.saturating_sub(offset) <= limit => {
-                (asked.saturating_sub(offset), callers(asked))
-            }
-            _ if self.policy.max_timeout() == Some(limit) => {
-                (limit, format!("the server's limit of {limit:?} elapsed"))
-            }
-            _ => (limit.saturating_sub(offset), callers(limit)),
-        };
         // The headers as they came, for whoever reads the reason: only values that parse
         // (short by their format), never a bad one the policy ignored, whose bytes go back to
         // the caller in the status message.
@@ -298,7 +278,7 @@ impl ServerLayer {
             message = format!("{message} ({})", shown.join(", "));
         }
         // A timeout too far off for the clock: never.
-        Ok(now.checked_add(timeout).map(|at| Deadline {
+        Ok(now.checked_add(limit.timeout).map(|at| Deadline {
             at,
             reason: Reason::with_message(ReasonKind::Timeout, message),
         }))

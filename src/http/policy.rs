@@ -202,20 +202,34 @@ impl DeadlinePolicy {
     /// assert_eq!(policy.timeout(&headers), Ok(Some(Duration::from_millis(250))));
     /// ```
     pub fn timeout(&self, headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
-        self.limit(headers)
-            .map(|limit| limit.map(|(timeout, _)| timeout))
+        self.limit(headers, Duration::ZERO)
+            .map(|limit| limit.map(|limit| limit.timeout))
     }
 
-    /// The timeout and which limit it is, or the error to reject with.
-    fn limit(&self, headers: &HeaderMap) -> Result<Option<(Duration, Limit)>, HeaderError> {
+    /// The time a request with these headers may take and which side set it, `None` for no
+    /// limit: the caller's timeout less `offset` (down to zero), or the cap if that is
+    /// shorter. The offset moves only the caller's deadline, never the cap (a gRPC server
+    /// takes it off so that its deadline comes before the caller's own cut).
+    ///
+    /// # Errors
+    ///
+    /// As [`timeout`](Self::timeout).
+    pub(crate) fn limit(
+        &self,
+        headers: &HeaderMap,
+        offset: Duration,
+    ) -> Result<Option<Limit>, HeaderError> {
         let asked = match self.on_invalid {
             OnInvalid::Reject => self.headers.read(headers)?,
             OnInvalid::Ignore => self.headers.read_valid(headers),
         };
         Ok(match (asked, self.max) {
-            (Some(asked), Some(max)) if max < asked => Some((max, Limit::Cap)),
-            (Some(asked), _) => Some((asked, Limit::Caller)),
-            (None, Some(max)) => Some((max, Limit::Cap)),
+            (Some(asked), Some(max)) if max < asked.saturating_sub(offset) => Some(Limit::cap(max)),
+            (Some(asked), _) => Some(Limit {
+                timeout: asked.saturating_sub(offset),
+                set_by: SetBy::Caller { asked, offset },
+            }),
+            (None, Some(max)) => Some(Limit::cap(max)),
             (None, None) => None,
         })
     }
@@ -255,38 +269,64 @@ impl DeadlinePolicy {
         token: &CancelToken,
     ) -> Result<Option<Instant>, HeaderError> {
         let now = Instant::now();
-        match self.limit(headers) {
-            Ok(limit) => {
-                if let Some((timeout, limit)) = limit {
-                    arm(token, now, timeout, limit);
-                }
-                Ok(token.deadline())
-            }
-            Err(err) => {
-                if let Some(max) = self.max {
-                    arm(token, now, max, Limit::Cap);
-                }
-                Err(err)
+        let limit = self.limit(headers, Duration::ZERO);
+        // A rejected request is still armed with the cap.
+        let armed = match &limit {
+            Ok(limit) => *limit,
+            Err(_) => self.max.map(Limit::cap),
+        };
+        if let Some(armed) = armed {
+            // Too far off for the clock: never.
+            if let Some(deadline) = now.checked_add(armed.timeout) {
+                token.trigger_at_with(deadline, armed.reason());
             }
         }
+        limit.map(|_| token.deadline())
     }
 }
 
-/// Which limit a request's deadline comes from, for its reason.
-#[derive(Clone, Copy)]
-enum Limit {
-    Caller,
+/// The time a request may take, counted from its arrival, and which side set it: what
+/// [`DeadlinePolicy::limit`] decides.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limit {
+    pub(crate) timeout: Duration,
+    pub(crate) set_by: SetBy,
+}
+
+/// Which side set a request's [`Limit`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SetBy {
+    /// The caller's headers asked for `asked`; the server took `offset` off it.
+    Caller { asked: Duration, offset: Duration },
+    /// The server's cap.
     Cap,
 }
 
-fn arm(token: &CancelToken, now: Instant, timeout: Duration, limit: Limit) {
-    // Too far off for the clock: never.
-    let Some(deadline) = now.checked_add(timeout) else {
-        return;
-    };
-    let message = match limit {
-        Limit::Caller => format!("the caller's deadline of {timeout:?} elapsed"),
-        Limit::Cap => format!("the server's limit of {timeout:?} elapsed"),
-    };
-    token.trigger_at_with(deadline, Reason::with_message(ReasonKind::Timeout, message));
+impl Limit {
+    fn cap(max: Duration) -> Limit {
+        Limit {
+            timeout: max,
+            set_by: SetBy::Cap,
+        }
+    }
+
+    /// What a token stopped by this limit says: `the caller's deadline of 250ms elapsed`,
+    /// `the server's limit of 30s elapsed`.
+    pub(crate) fn message(&self) -> String {
+        match self.set_by {
+            SetBy::Caller { asked, offset } if offset.is_zero() => {
+                format!("the caller's deadline of {asked:?} elapsed")
+            }
+            SetBy::Caller { asked, offset } => format!(
+                "the caller's deadline of {asked:?}, less the server's offset of {offset:?}, \
+                 elapsed"
+            ),
+            SetBy::Cap => format!("the server's limit of {:?} elapsed", self.timeout),
+        }
+    }
+
+    /// The reason a token stopped by this limit is triggered with.
+    fn reason(&self) -> Reason {
+        Reason::with_message(ReasonKind::Timeout, self.message())
+    }
 }

@@ -153,8 +153,16 @@ impl TestServer {
 
     /// A channel to this server.
     pub async fn channel(&self) -> Channel {
+        self.channel_with(|endpoint| endpoint).await
+    }
+
+    /// A channel to this server from the endpoint `configure` makes of the plain one (say,
+    /// with an `Endpoint::timeout` of its own).
+    pub async fn channel_with(&self, configure: impl FnOnce(Endpoint) -> Endpoint) -> Channel {
         let endpoint = Endpoint::from_shared(format!("http://{}", self.addr)).unwrap();
-        bounded("connecting", endpoint.connect()).await.unwrap()
+        bounded("connecting", configure(endpoint).connect())
+            .await
+            .unwrap()
     }
 
     /// A client on a plain channel.
