@@ -24,10 +24,23 @@ const BATCH: usize = 1024;
 /// The most keys read by one `MGET`.
 const MGET_KEYS: usize = 512;
 
+/// How many times in a row Redis may answer a batch with an error before it is given up.
+const MAX_REFUSALS: u32 = 3;
+
+/// Why a batch was not sent.
+enum Failure {
+    /// No connection, a broken one, or no answer in time: tried again until it works.
+    Unreachable,
+    /// Redis answered with an error.
+    Refused(redis::RedisError),
+}
+
 /// The thread's body: runs until the registry stops.
 pub(crate) fn run(shared: Arc<Shared>, mut connection: Option<redis::Connection>) {
     let mut batch: Vec<Job> = Vec::new();
     let mut attempt = 0u32;
+    // Consecutive error answers to the same batch.
+    let mut refusals = 0u32;
     loop {
         let stopping = shared.mailbox.take(&mut batch, BATCH);
         if stopping {
@@ -49,7 +62,11 @@ pub(crate) fn run(shared: Arc<Shared>, mut connection: Option<redis::Connection>
                     let _ = send(&shared, con, &mut batch);
                 }
             }
-            abandon(&shared, batch);
+            abandon(
+                &shared,
+                batch,
+                "the registry closed before Redis acknowledged the cancel",
+            );
             return;
         }
         if connection.is_none() {
@@ -57,19 +74,37 @@ pub(crate) fn run(shared: Arc<Shared>, mut connection: Option<redis::Connection>
         }
         let sent = match connection.as_mut() {
             Some(con) => send(&shared, con, &mut batch),
-            None => false,
+            None => Err(Failure::Unreachable),
         };
-        if sent {
-            attempt = 0;
-        } else {
-            shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-            connection = None;
-            // Jobs queued meanwhile join the batch after the pause.
-            if shared.pause(shared.backoff(attempt)) {
+        match sent {
+            Ok(()) => {
+                attempt = 0;
+                refusals = 0;
                 continue;
             }
-            attempt = attempt.saturating_add(1);
+            Err(Failure::Unreachable) => connection = None,
+            Err(Failure::Refused(error)) => {
+                refusals += 1;
+                if refusals == MAX_REFUSALS {
+                    // Redis answers, and keeps saying no (out of memory, a read-only
+                    // replica, a missing permission): the batch would block every later
+                    // cancel. Its messages have most likely gone out (a pipeline runs on past
+                    // an error); the deliveries say what happened.
+                    shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    let why = format!("Redis refused the cancel: {error}");
+                    abandon(&shared, std::mem::take(&mut batch), &why);
+                    refusals = 0;
+                    attempt = 0;
+                    continue;
+                }
+            }
         }
+        shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+        // Jobs queued meanwhile join the batch after the pause.
+        if shared.pause(shared.backoff(attempt)) {
+            continue;
+        }
+        attempt = attempt.saturating_add(1);
     }
 }
 
@@ -84,7 +119,7 @@ fn connect(shared: &Shared) -> Option<redis::Connection> {
 
 /// Sends the batch in one pipeline. On success it empties the batch, ends the deliveries and
 /// triggers the tokens whose records were found; on failure it leaves the batch as it was.
-fn send(shared: &Shared, con: &mut redis::Connection, batch: &mut Vec<Job>) -> bool {
+fn send(shared: &Shared, con: &mut redis::Connection, batch: &mut Vec<Job>) -> Result<(), Failure> {
     let mut pipe = redis::pipe();
     let ttl = shared
         .settings
@@ -135,11 +170,12 @@ fn send(shared: &Shared, con: &mut redis::Connection, batch: &mut Vec<Job>) -> b
     if publishes == 0 && reads.is_empty() {
         // Checks with nothing registered: nothing to ask.
         batch.clear();
-        return true;
+        return Ok(());
     }
     let records: Vec<Vec<Option<Vec<u8>>>> = match pipe.query(con) {
         Ok(records) => records,
-        Err(_) => return false,
+        Err(error) if answered(&error) => return Err(Failure::Refused(error)),
+        Err(_) => return Err(Failure::Unreachable),
     };
     for job in batch.drain(..) {
         if let Job::Publish { done, .. } = job {
@@ -163,18 +199,24 @@ fn send(shared: &Shared, con: &mut redis::Connection, batch: &mut Vec<Job>) -> b
             }
         }
     }
-    true
+    Ok(())
 }
 
-/// Ends the deliveries of cancels that never reached Redis.
-fn abandon(shared: &Shared, batch: Vec<Job>) {
+/// Whether Redis itself answered with this error (the connection is fine).
+fn answered(error: &redis::RedisError) -> bool {
+    !(error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_unrecoverable_error())
+}
+
+/// Ends the deliveries of cancels Redis never acknowledged, saying why.
+fn abandon(shared: &Shared, batch: Vec<Job>, why: &str) {
     for job in batch {
         if let Job::Publish { done, .. } = job {
             shared.counters.pending.fetch_sub(1, Ordering::Relaxed);
-            done.trigger_with(Reason::with_message(
-                ReasonKind::Dropped,
-                "the registry closed before Redis acknowledged the cancel",
-            ));
+            done.trigger_with(Reason::with_message(ReasonKind::Dropped, why.to_owned()));
         }
     }
 }

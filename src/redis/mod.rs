@@ -174,8 +174,13 @@ impl RedisRegistry {
         IdError::check(id)?;
         let shared = &self.owner.shared;
         let (token, registration) = shared.tokens.register_named(id.to_owned());
-        // A stopped registry reads no records; its tokens still work locally.
-        let _ = shared.push(Job::Check(id.to_owned()));
+        // While the subscription is down, the check made when it comes back reads every id
+        // registered by then, this one included: queueing one check per registration would
+        // only grow the queue for as long as Redis is away. A stopped registry reads no
+        // records; its tokens still work locally.
+        if shared.state() == ConnectionState::Connected {
+            let _ = shared.push(Job::Check(id.to_owned()));
+        }
         Ok((token, registration))
     }
 
@@ -310,11 +315,17 @@ impl Delivery {
             .is_some_and(|reason| reason.kind() == ReasonKind::Manual)
     }
 
-    /// Whether the cancel will never reach Redis: the registry closed first.
+    /// Whether the cancel will never be acknowledged: the registry closed first, or Redis
+    /// answered it with an error three times in a row (out of memory, a read-only replica, a
+    /// missing permission); [`failure`](Self::failure) says which.
     pub fn is_abandoned(&self) -> bool {
-        self.done
-            .reason()
-            .is_some_and(|reason| reason.kind() == ReasonKind::Dropped)
+        self.failure().is_some()
+    }
+
+    /// Why the cancel was abandoned, if it was.
+    pub fn failure(&self) -> Option<String> {
+        let reason = self.done.reason()?;
+        (reason.kind() == ReasonKind::Dropped).then(|| reason.to_string())
     }
 
     /// Blocks the calling thread until Redis acknowledges the cancel, for at most `timeout`;

@@ -69,9 +69,11 @@ pub(crate) fn run(shared: Arc<Shared>, ready: mpsc::Sender<redis::RedisResult<()
                 None => {
                     shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                     // Subscribed before the records are read: nothing sent meanwhile slips
-                    // between them.
-                    let _ = shared.push(Job::CheckAll);
+                    // between them. Connected before the check is queued: `register` leaves
+                    // the check of an id to this one while it sees the registry disconnected,
+                    // so the check must read the ids after any such registration.
                     shared.set_state(ConnectionState::Connected);
+                    let _ = shared.push(Job::CheckAll);
                 }
             }
             attempt = 0;
