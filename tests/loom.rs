@@ -8,21 +8,15 @@
 //! asserts its property after joining its threads. `docs/reliability.md` lists what each proves.
 #![cfg(cancel_token_loom)]
 
+mod support_loom;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cancel_token::{CancelToken, ReasonKind};
 use loom::future::block_on;
 use loom::thread;
-
-/// Runs `f` under loom with the preemption bound from `LOOM_MAX_PREEMPTIONS` (default 3).
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    builder.check(f);
-}
+use support_loom::model;
 
 /// Runs a three-thread model `f` under loom with at most `bound` preemptions (or
 /// `LOOM_MAX_PREEMPTIONS`, if lower): three threads at CI's bound of 6 would take hours.

@@ -7,18 +7,12 @@
 //! lists what each proves and the broken builds each was seen failing against.
 #![cfg(cancel_token_loom)]
 
+mod support_loom;
+
 use cancel_token::CancelToken;
 use loom::future::block_on;
 use loom::thread;
-
-/// Runs `f` under loom with the preemption bound from `LOOM_MAX_PREEMPTIONS` (default 3).
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    builder.check(f);
-}
+use support_loom::model;
 
 /// The progress events `events` holds now, in order.
 fn progress_seen(events: &cancel_token::Subscription) -> Vec<u64> {

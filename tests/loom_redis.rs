@@ -6,19 +6,14 @@
 //! lost notification shows as a deadlock, even for the timed waits of a back-off pause.
 #![cfg(all(cancel_token_loom, feature = "redis"))]
 
+mod support_loom;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use cancel_token::redis::__loom_mailbox::Mailbox;
 use loom::thread;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    builder.check(f);
-}
+use support_loom::model;
 
 /// A job pushed while the command thread waits for work wakes it: never stranded.
 #[test]

@@ -84,15 +84,22 @@ impl<T> Mailbox<T> {
             if inner.stopping {
                 return true;
             }
-            let left = match until {
-                None => Duration::from_secs(3600),
-                Some(until) => match until.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return false,
-                },
+            let Some(left) = time_left(until) else {
+                return false;
             };
             inner = wait(&self.signal, inner, Some(left));
         }
+    }
+}
+
+/// How long a timed wait until `until` may still sleep: `None` once it has passed, an hour at a
+/// time when it never comes (`Instant` overflow).
+pub(crate) fn time_left(until: Option<Instant>) -> Option<Duration> {
+    match until {
+        None => Some(Duration::from_secs(3600)),
+        Some(until) => until
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero()),
     }
 }
 

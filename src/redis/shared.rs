@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::reason::Reason;
 use crate::{CancelRegistry, CancelToken};
 
-use super::mailbox::Mailbox;
+use super::mailbox::{time_left, Mailbox};
 use super::wire;
 
 /// The state of a registry's subscription, which decides whether cancels from other processes
@@ -192,12 +192,8 @@ impl Shared {
             if *state == wanted {
                 return true;
             }
-            let wait = match until {
-                None => Duration::from_secs(3600),
-                Some(until) => match until.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return false,
-                },
+            let Some(wait) = time_left(until) else {
+                return false;
             };
             state = self
                 .state_changed
