@@ -70,6 +70,22 @@ impl Node {
         if deadline <= Instant::now() {
             return Node::trigger(this, reason.into_reason());
         }
+        Node::arm(this, deadline, reason)
+    }
+
+    /// Triggers `this` with `reason` from one of the timer's firer threads instead of the
+    /// caller's: a deadline of now, handed to a firer at once. For a thread that serves many
+    /// tokens (the `redis` feature's listener), so that a callback or waker that blocks holds
+    /// up only its own token's trigger. Returns `false` if the token is triggered already or
+    /// an earlier deadline (its own or an ancestor's) applies, which fires first anyway.
+    #[cfg(feature = "redis")]
+    pub(crate) fn trigger_on_firer(this: &Arc<Node>, reason: Reason) -> bool {
+        Node::arm(this, Instant::now(), DeadlineReason::custom(reason))
+    }
+
+    /// Registers `deadline` with the timer, unless the token is triggered or an earlier
+    /// deadline applies; see [`set_deadline`](Self::set_deadline).
+    fn arm(this: &Arc<Node>, deadline: Instant, reason: DeadlineReason) -> bool {
         if this.is_triggered() || this.deadline().is_some_and(|current| current <= deadline) {
             return false;
         }

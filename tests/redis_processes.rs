@@ -132,6 +132,11 @@ fn burst_worker(url: &str) {
             wrong.push((i, token.reason()));
         }
     }
+    // A token's entry leaves the registry in its trigger's callback, which runs on a timer
+    // firer thread and may still be running when a waiter sees the token triggered.
+    while !registry.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let stats = registry.stats();
     tell(format!(
         "done lost={} wrong={} received={} malformed={} len={}",

@@ -10,6 +10,9 @@ use super::error::ConnectError;
 use super::shared::{Settings, Shared};
 use super::{commands, subscriber, Owner, RedisRegistry};
 
+/// The longest connect timeout, back-off pause or heartbeat: an hour.
+const LONGEST: Duration = Duration::from_secs(3600);
+
 /// The settings of a [`RedisRegistry`], from [`RedisRegistry::builder`].
 ///
 /// Every registry that should reach the others must use the same Redis and the same
@@ -69,36 +72,36 @@ impl Builder {
     }
 
     /// How long the record of a cancel lives in Redis; one hour by default (at least a
-    /// millisecond). A process away for longer, or a job that registers later than that,
-    /// misses the cancel.
+    /// millisecond; longer than about 146 million years counts as that). A process away for
+    /// longer, or a job that registers later than that, misses the cancel.
     pub fn record_ttl(mut self, ttl: Duration) -> Builder {
         self.record_ttl = ttl;
         self
     }
 
     /// How long a connection attempt, and any later round trip, may take before it counts
-    /// as failed; five seconds by default (at least a millisecond). A URL with a password or
+    /// as failed; five seconds by default (from a millisecond to an hour). A URL with a password or
     /// a database number adds set-up commands (`AUTH`, `SELECT`), each of which may wait that
     /// long on a server that accepts connections but does not answer.
     pub fn connect_timeout(mut self, timeout: Duration) -> Builder {
-        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self.connect_timeout = timeout.clamp(Duration::from_millis(1), LONGEST);
         self
     }
 
     /// The pauses between reconnect attempts: from `min`, doubling up to `max`, each with
-    /// random jitter in its upper half; 50 ms to 5 s by default. `max` below `min` counts as
-    /// `min`.
+    /// random jitter in its upper half (never under `min`); 50 ms to 5 s by default. Both are
+    /// kept between a millisecond and an hour; `max` below `min` counts as `min`.
     pub fn backoff(mut self, min: Duration, max: Duration) -> Builder {
-        let min = min.max(Duration::from_millis(1));
-        self.backoff = (min, max.max(min));
+        let min = min.clamp(Duration::from_millis(1), LONGEST);
+        self.backoff = (min, max.clamp(min, LONGEST));
         self
     }
 
     /// How long the subscription may stay quiet before a `PING` checks that Redis is still
-    /// there; one second by default. It bounds how long a vanished peer (one that never closed
+    /// there; one second by default (from a millisecond to an hour). It bounds how long a vanished peer (one that never closed
     /// the socket) goes unnoticed, to about the heartbeat plus the connect timeout.
     pub fn heartbeat(mut self, every: Duration) -> Builder {
-        self.heartbeat = every.max(Duration::from_millis(1));
+        self.heartbeat = every.clamp(Duration::from_millis(1), LONGEST);
         self
     }
 
@@ -110,8 +113,8 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`ConnectError`] if the URL is invalid or Redis does not answer in time; no thread is
-    /// left behind.
+    /// [`ConnectError`] if the URL is invalid, Redis does not answer in time, or the system
+    /// cannot start a thread; no thread is left behind.
     pub fn connect(self) -> Result<RedisRegistry, ConnectError> {
         let client = redis::Client::open(self.url.as_str()).map_err(ConnectError::invalid_url)?;
         let addr = client.get_connection_info().addr.to_string();
@@ -135,7 +138,8 @@ impl Builder {
         let listening = spawn("cancel-token-redis-sub", {
             let shared = Arc::clone(&shared);
             move || subscriber::run(shared, ready)
-        });
+        })
+        .map_err(|error| ConnectError::unreachable(addr.clone(), error.into()))?;
         let timeout = self.connect_timeout;
         let commanding = shared
             .client
@@ -161,29 +165,33 @@ impl Builder {
                 return Err(ConnectError::unreachable(addr, error));
             }
         };
-        let threads = vec![
-            listening,
-            spawn("cancel-token-redis-cmd", {
-                let shared = Arc::clone(&shared);
-                move || commands::run(shared, Some(commanding))
-            }),
-        ];
+        let commanding = spawn("cancel-token-redis-cmd", {
+            let shared = Arc::clone(&shared);
+            move || commands::run(shared, Some(commanding))
+        });
+        let commanding = match commanding {
+            Ok(thread) => thread,
+            Err(error) => {
+                shared.stop();
+                let _ = listening.join();
+                return Err(ConnectError::unreachable(addr, error.into()));
+            }
+        };
+        let threads = vec![listening, commanding];
         Ok(RedisRegistry {
             owner: Arc::new(Owner::new(shared, threads, addr)),
         })
     }
 }
 
-/// Spawns a helper thread.
-///
-/// # Panics
-///
-/// If the system cannot create a thread, as `std::thread::spawn` does.
-fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+/// Spawns a helper thread; an error if the system cannot.
+fn spawn(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(body)
-        .expect("failed to spawn a helper thread of the Redis registry")
 }
 
 impl fmt::Debug for Builder {

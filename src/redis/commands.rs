@@ -1,110 +1,420 @@
 //! The command thread of a [`RedisRegistry`](super::RedisRegistry): it writes the records and
-//! publishes the messages of this process's cancels, and reads records for ids that register
-//! or when the subscription comes back.
+//! publishes the messages of this process's cancels, and reads the records of ids that
+//! register or, after the subscription comes back, of every id registered.
 //!
-//! It takes every job queued at once (up to [`BATCH`]) and sends them in one pipeline, in the
-//! order they were queued, so a burst of cancels costs one round trip per batch. A batch that
-//! fails (Redis went away, answered an error or did not answer in time) is kept and sent again
-//! on a new connection after a back-off: a cancel is never dropped while the registry lives.
-//! When the registry stops, what is queued gets one more try, so that a cancel sent just before
-//! `close` (or a drop) still goes out.
+//! Each round sends the cancels waiting (up to [`BATCH`]) in one pipeline, then reads the
+//! records of the ids waiting for a check, so a burst costs a round trip per batch. What cannot
+//! be sent stays for the next round, after a back-off:
+//!
+//! - **Redis unreachable** (no connection, a broken one, no answer in time, or an answer that
+//!   says "not now": loading its data, no master, try again): everything waits and is tried
+//!   again for as long as the registry lives. A connection found broken is made again at once,
+//!   once, before the round counts as failed: Redis closes idle clients, and the first cancel
+//!   after a quiet spell should not wait for a back-off.
+//! - **Redis refusing** (an error answer: out of memory, a read-only replica, a missing
+//!   permission): the batch is sent again one cancel at a time, record then message, so that
+//!   one refused cancel takes no other down. A cancel refused [`MAX_REFUSALS`] times in a row
+//!   is given up, its message sent anyway, and its delivery says why. A refused check stays:
+//!   checks are what make a cancel reach a process that was away.
+//!
+//! Checks are kept as a set of ids (or "all"), so registrations while Redis is away grow it by
+//! at most one entry per id, and ids no longer registered are not read. When the registry
+//! stops, the cancels waiting get one last try, on a fresh connection if need be.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::reason::{Reason, ReasonKind};
+use crate::CancelToken;
 
 use super::shared::{Job, Shared};
 use super::wire;
 
-/// The most jobs sent in one pipeline.
+/// The most cancels sent in one pipeline.
 const BATCH: usize = 1024;
 
 /// The most keys read by one `MGET`.
 const MGET_KEYS: usize = 512;
 
-/// How many times in a row Redis may answer a batch with an error before it is given up.
+/// How many times in a row Redis may refuse one cancel before it is given up.
 const MAX_REFUSALS: u32 = 3;
 
-/// Why a batch was not sent.
+/// Ids waiting for checks beyond which they become one check of every id registered.
+const MAX_CHECK_IDS: usize = 4096;
+
+/// A cancel waiting to be sent.
+struct Publish {
+    key: String,
+    record: String,
+    message: String,
+    done: CancelToken,
+    refusals: u32,
+}
+
+/// The records waiting to be read.
+#[derive(Default)]
+struct Checks {
+    ids: HashSet<String>,
+    all: bool,
+    /// Tokens a record armed whose trigger (on a firer) may not have run yet: a second read
+    /// of the same record (a registration's check, then a reconnect's) leaves them be.
+    armed: HashSet<CancelToken>,
+}
+
+/// Why a round trip failed.
 enum Failure {
-    /// No connection, a broken one, or no answer in time: tried again until it works.
+    /// Try again later, the same way.
     Unreachable,
     /// Redis answered with an error.
     Refused(redis::RedisError),
 }
 
 /// The thread's body: runs until the registry stops.
-pub(crate) fn run(shared: Arc<Shared>, mut connection: Option<redis::Connection>) {
-    let mut batch: Vec<Job> = Vec::new();
+pub(crate) fn run(shared: Arc<Shared>, connection: Option<redis::Connection>) {
+    let mut link = Link { con: connection };
+    let mut publishes: Vec<Publish> = Vec::new();
+    let mut checks = Checks::default();
     let mut attempt = 0u32;
-    // Consecutive error answers to the same batch.
-    let mut refusals = 0u32;
     loop {
-        let stopping = shared.mailbox.take(&mut batch, BATCH);
+        let mut jobs = Vec::new();
+        let idle = publishes.is_empty() && !checks.all && checks.ids.is_empty();
+        let stopping = shared.mailbox.take(&mut jobs, BATCH, idle);
+        for job in jobs {
+            file(job, &mut publishes, &mut checks);
+        }
+        if checks.all || checks.ids.len() > MAX_CHECK_IDS {
+            checks.all = true;
+            checks.ids.clear();
+        }
         if stopping {
-            // One last try for the cancels queued; reads no longer matter.
-            batch.retain(|job| matches!(job, Job::Publish { .. }));
-            batch.extend(
-                shared
-                    .mailbox
-                    .drain()
-                    .into_iter()
-                    .filter(|job| matches!(job, Job::Publish { .. })),
-            );
-            if !batch.is_empty() {
-                if connection.is_none() {
-                    connection = connect(&shared);
-                }
-                if let Some(con) = connection.as_mut() {
-                    // Its outcome only decides how the deliveries end.
-                    let _ = send(&shared, con, &mut batch);
-                }
+            // Once stopped, nothing more can be queued: these are all.
+            for job in shared.mailbox.drain() {
+                file(job, &mut publishes, &mut checks);
             }
-            abandon(
-                &shared,
-                batch,
-                "the registry closed before Redis acknowledged the cancel",
-            );
+            last_try(&shared, &mut link, publishes);
             return;
         }
-        if connection.is_none() {
-            connection = connect(&shared);
+        if round(&shared, &mut link, &mut publishes, &mut checks) {
+            attempt = 0;
+            continue;
         }
-        let sent = match connection.as_mut() {
-            Some(con) => send(&shared, con, &mut batch),
-            None => Err(Failure::Unreachable),
-        };
-        match sent {
-            Ok(()) => {
-                attempt = 0;
-                refusals = 0;
-                continue;
+        shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+        // Jobs queued meanwhile join the next round after the pause.
+        if !shared.pause(shared.backoff(attempt)) {
+            attempt = attempt.saturating_add(1);
+        }
+    }
+}
+
+/// Files a job with the cancels or the checks waiting.
+fn file(job: Job, publishes: &mut Vec<Publish>, checks: &mut Checks) {
+    match job {
+        Job::Publish {
+            key,
+            record,
+            message,
+            done,
+        } => publishes.push(Publish {
+            key,
+            record,
+            message,
+            done,
+            refusals: 0,
+        }),
+        Job::Check(id) => {
+            checks.ids.insert(id);
+        }
+        Job::CheckAll => checks.all = true,
+    }
+}
+
+/// One round: the cancels waiting, then the checks. `false` if something must wait.
+fn round(
+    shared: &Shared,
+    link: &mut Link,
+    publishes: &mut Vec<Publish>,
+    checks: &mut Checks,
+) -> bool {
+    let mut all_sent = true;
+    if !publishes.is_empty() {
+        let count = publishes.len().min(BATCH);
+        // Cancels refused before go one at a time: a batch would publish them again.
+        let batched = if publishes[..count].iter().any(|p| p.refusals > 0) {
+            Err(Failure::Refused(refusal()))
+        } else {
+            let mut pipe = redis::pipe();
+            for publish in &publishes[..count] {
+                add_publish(shared, &mut pipe, publish);
             }
-            Err(Failure::Unreachable) => connection = None,
-            Err(Failure::Refused(error)) => {
-                refusals += 1;
-                if refusals == MAX_REFUSALS {
-                    // Redis answers, and keeps saying no (out of memory, a read-only
-                    // replica, a missing permission): the batch would block every later
-                    // cancel. Its messages have most likely gone out (a pipeline runs on past
-                    // an error); the deliveries say what happened.
-                    shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    let why = format!("Redis refused the cancel: {error}");
-                    abandon(&shared, std::mem::take(&mut batch), &why);
-                    refusals = 0;
-                    attempt = 0;
-                    continue;
+            link.query::<()>(shared, &pipe)
+        };
+        match batched {
+            Ok(()) => publishes.drain(..count).for_each(|p| deliver(shared, p)),
+            Err(Failure::Unreachable) => return false,
+            Err(Failure::Refused(_)) => match one_by_one(shared, link, publishes, count) {
+                Err(Unreachable) => return false,
+                Ok(done) => all_sent = done,
+            },
+        }
+    }
+    checks.armed.retain(|token| !token.is_triggered());
+    if checks.all || !checks.ids.is_empty() {
+        let mut ids: Vec<String> = if checks.all {
+            shared.tokens.keys()
+        } else {
+            checks.ids.iter().cloned().collect()
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        ids.retain(|id| shared.tokens.contains_key(id.as_str()));
+        if !ids.is_empty() {
+            let mut pipe = redis::pipe();
+            for chunk in ids.chunks(MGET_KEYS) {
+                let mut mget = redis::cmd("MGET");
+                for id in chunk {
+                    mget.arg(shared.record_key(id));
+                }
+                pipe.add_command(mget);
+            }
+            let values: Vec<Vec<Option<Vec<u8>>>> = match link.query(shared, &pipe) {
+                Ok(values) => values,
+                // The checks stay as they are, for the next round.
+                Err(_) => return false,
+            };
+            for (id, value) in ids.iter().zip(values.into_iter().flatten()) {
+                if let Some(value) = value {
+                    found(shared, id, &value, &mut checks.armed);
                 }
             }
         }
-        shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-        // Jobs queued meanwhile join the batch after the pause.
-        if shared.pause(shared.backoff(attempt)) {
+        checks.ids.clear();
+        checks.all = false;
+    }
+    all_sent
+}
+
+/// Redis could not be reached (the cancels left wait for the next round).
+struct Unreachable;
+
+/// A stand-in for a refusal already answered, to send cancels refused before one at a time.
+fn refusal() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::ResponseError, "refused before"))
+}
+
+/// Sends the first `count` cancels one at a time, record then message, after Redis refused
+/// them together (or refused them before); removes those delivered or given up. `Ok(true)`
+/// if none of them is left.
+fn one_by_one(
+    shared: &Shared,
+    link: &mut Link,
+    publishes: &mut Vec<Publish>,
+    count: usize,
+) -> Result<bool, Unreachable> {
+    let rest = publishes.split_off(count);
+    let mut kept = Vec::new();
+    let mut unreachable = false;
+    for publish in publishes.drain(..) {
+        if unreachable {
+            kept.push(publish);
             continue;
         }
-        attempt = attempt.saturating_add(1);
+        let mut record = redis::pipe();
+        record
+            .cmd("SET")
+            .arg(&publish.key)
+            .arg(&publish.record)
+            .arg("PX")
+            .arg(ttl_millis(shared))
+            .ignore();
+        let sent = link
+            .query::<()>(shared, &record)
+            .and_then(|()| link.query::<()>(shared, &message(shared, &publish)));
+        match sent {
+            Ok(()) => deliver(shared, publish),
+            Err(Failure::Unreachable) => {
+                unreachable = true;
+                kept.push(publish);
+            }
+            Err(Failure::Refused(error)) => refused(shared, link, publish, error, &mut kept),
+        }
+    }
+    let done = kept.is_empty();
+    kept.extend(rest);
+    *publishes = kept;
+    if unreachable {
+        Err(Unreachable)
+    } else {
+        Ok(done)
+    }
+}
+
+/// A cancel Redis refused: kept for another try, or given up after [`MAX_REFUSALS`] (with
+/// its message sent once more, alone, since a record alone may be what Redis refuses).
+fn refused(
+    shared: &Shared,
+    link: &mut Link,
+    mut publish: Publish,
+    error: redis::RedisError,
+    kept: &mut Vec<Publish>,
+) {
+    publish.refusals += 1;
+    if publish.refusals < MAX_REFUSALS {
+        kept.push(publish);
+        return;
+    }
+    shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+    let sent = link.query::<()>(shared, &message(shared, &publish)).is_ok();
+    let why = if sent {
+        format!("Redis refused the cancel's record ({error}); its message went out")
+    } else {
+        format!("Redis refused the cancel: {error}")
+    };
+    give_up(shared, publish, &why);
+}
+
+fn ttl_millis(shared: &Shared) -> u64 {
+    // Redis takes at most a signed 64-bit number of milliseconds, and at least one.
+    let millis = shared.settings.record_ttl.as_millis();
+    millis.clamp(1, i64::MAX as u128 / 2) as u64
+}
+
+/// Adds the record and the message of `publish` to `pipe`.
+fn add_publish(shared: &Shared, pipe: &mut redis::Pipeline, publish: &Publish) {
+    pipe.cmd("SET")
+        .arg(&publish.key)
+        .arg(&publish.record)
+        .arg("PX")
+        .arg(ttl_millis(shared))
+        .ignore();
+    pipe.cmd("PUBLISH")
+        .arg(&shared.settings.channel)
+        .arg(&publish.message)
+        .ignore();
+}
+
+/// A pipeline of the message of `publish` alone.
+fn message(shared: &Shared, publish: &Publish) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd("PUBLISH")
+        .arg(&shared.settings.channel)
+        .arg(&publish.message)
+        .ignore();
+    pipe
+}
+
+/// A record found for `id`, registered here: trigger its tokens, counting in `record_hits`
+/// each that this call is the one to trigger.
+// A token hashes by identity (the `Arc` of its node), which its interior mutability never
+// changes.
+#[allow(clippy::mutable_key_type)]
+fn found(shared: &Shared, id: &str, value: &[u8], armed: &mut HashSet<CancelToken>) {
+    // A record this crate did not write still cancels, for a plain reason.
+    let reason = wire::decode_reason(value)
+        .unwrap_or_else(|| Reason::with_message(ReasonKind::Manual, "cancelled through Redis"));
+    let hits = &shared.counters.record_hits;
+    for token in shared.tokens.tokens_of(id) {
+        if armed.contains(&token) {
+            continue;
+        }
+        // Counted before it is armed, so that whoever the trigger wakes sees it; taken back
+        // if it was not (triggered already, say by a message).
+        hits.fetch_add(1, Ordering::Relaxed);
+        if token.trigger_on_firer(reason.clone()) {
+            armed.insert(token);
+        } else {
+            hits.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn deliver(shared: &Shared, publish: Publish) {
+    shared.counters.published.fetch_add(1, Ordering::Relaxed);
+    shared.counters.pending.fetch_sub(1, Ordering::Relaxed);
+    resolve(
+        &publish.done,
+        Reason::with_message(ReasonKind::Manual, "delivered"),
+    );
+}
+
+/// Ends a delivery here, at once, so that `close` returns with every delivery ended; the only
+/// user code it runs is the wakers of `Delivery::delivered`, and a panicking one must not take
+/// the thread down.
+fn resolve(done: &CancelToken, reason: Reason) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| done.trigger_with(reason)));
+}
+
+/// Ends the delivery of a cancel Redis never acknowledged, saying why.
+fn give_up(shared: &Shared, publish: Publish, why: &str) {
+    shared.counters.pending.fetch_sub(1, Ordering::Relaxed);
+    resolve(
+        &publish.done,
+        Reason::with_message(ReasonKind::Dropped, why.to_owned()),
+    );
+}
+
+/// The last try when the registry stops: the cancels waiting, on a fresh connection if the
+/// one held is broken; the rest are given up.
+fn last_try(shared: &Shared, link: &mut Link, mut publishes: Vec<Publish>) {
+    while !publishes.is_empty() {
+        let count = publishes.len().min(BATCH);
+        let mut pipe = redis::pipe();
+        for publish in &publishes[..count] {
+            add_publish(shared, &mut pipe, publish);
+        }
+        match link.query::<()>(shared, &pipe) {
+            Ok(()) => publishes.drain(..count).for_each(|p| deliver(shared, p)),
+            Err(_) => break,
+        }
+    }
+    for publish in publishes {
+        give_up(
+            shared,
+            publish,
+            "the registry closed before Redis acknowledged the cancel",
+        );
+    }
+}
+
+/// The command connection, made (again) when needed.
+struct Link {
+    con: Option<redis::Connection>,
+}
+
+impl Link {
+    /// Runs `pipe`; a connection found broken is made again at once and the pipeline sent
+    /// again, once.
+    fn query<T: redis::FromRedisValue>(
+        &mut self,
+        shared: &Shared,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, Failure> {
+        let fresh = self.con.is_none();
+        match self.try_query(shared, pipe) {
+            Err(Failure::Unreachable) if !fresh => self.try_query(shared, pipe),
+            outcome => outcome,
+        }
+    }
+
+    fn try_query<T: redis::FromRedisValue>(
+        &mut self,
+        shared: &Shared,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, Failure> {
+        if self.con.is_none() {
+            self.con = connect(shared);
+        }
+        let con = self.con.as_mut().ok_or(Failure::Unreachable)?;
+        pipe.query(con).map_err(|error| {
+            if answered(&error) {
+                Failure::Refused(error)
+            } else {
+                if !matches!(error.retry_method(), redis::RetryMethod::WaitAndRetry) {
+                    self.con = None;
+                }
+                Failure::Unreachable
+            }
+        })
     }
 }
 
@@ -117,106 +427,13 @@ fn connect(shared: &Shared) -> Option<redis::Connection> {
     Some(con)
 }
 
-/// Sends the batch in one pipeline. On success it empties the batch, ends the deliveries and
-/// triggers the tokens whose records were found; on failure it leaves the batch as it was.
-fn send(shared: &Shared, con: &mut redis::Connection, batch: &mut Vec<Job>) -> Result<(), Failure> {
-    let mut pipe = redis::pipe();
-    let ttl = shared
-        .settings
-        .record_ttl
-        .as_millis()
-        .clamp(1, u64::MAX as u128) as u64;
-    // The ids whose records each MGET reads, in order.
-    let mut reads: Vec<Vec<String>> = Vec::new();
-    let mut wanted: HashSet<String> = HashSet::new();
-    for job in batch.iter() {
-        match job {
-            Job::Publish {
-                key,
-                record,
-                message,
-                ..
-            } => {
-                pipe.cmd("SET")
-                    .arg(key)
-                    .arg(record)
-                    .arg("PX")
-                    .arg(ttl)
-                    .ignore();
-                pipe.cmd("PUBLISH")
-                    .arg(&shared.settings.channel)
-                    .arg(message)
-                    .ignore();
-            }
-            Job::Check(id) => {
-                wanted.insert(id.clone());
-            }
-            Job::CheckAll => wanted.extend(shared.tokens.keys()),
-        }
-    }
-    let wanted: Vec<String> = wanted.into_iter().collect();
-    for ids in wanted.chunks(MGET_KEYS) {
-        let mut mget = redis::cmd("MGET");
-        for id in ids {
-            mget.arg(shared.record_key(id));
-        }
-        pipe.add_command(mget);
-        reads.push(ids.to_vec());
-    }
-    let publishes = batch
-        .iter()
-        .filter(|job| matches!(job, Job::Publish { .. }))
-        .count();
-    if publishes == 0 && reads.is_empty() {
-        // Checks with nothing registered: nothing to ask.
-        batch.clear();
-        return Ok(());
-    }
-    let records: Vec<Vec<Option<Vec<u8>>>> = match pipe.query(con) {
-        Ok(records) => records,
-        Err(error) if answered(&error) => return Err(Failure::Refused(error)),
-        Err(_) => return Err(Failure::Unreachable),
-    };
-    for job in batch.drain(..) {
-        if let Job::Publish { done, .. } = job {
-            shared.counters.published.fetch_add(1, Ordering::Relaxed);
-            shared.counters.pending.fetch_sub(1, Ordering::Relaxed);
-            done.trigger_with("delivered");
-        }
-    }
-    for (ids, values) in reads.iter().zip(records) {
-        for (id, value) in ids.iter().zip(values) {
-            let Some(value) = value else { continue };
-            // A record this crate did not write still cancels, for a plain reason.
-            let reason = wire::decode_reason(&value).unwrap_or_else(|| {
-                Reason::with_message(ReasonKind::Manual, "cancelled through Redis")
-            });
-            // Only ids still registered: a message may have cancelled them since. Counted
-            // before the trigger, as `received` is, so that whoever it wakes sees it.
-            if shared.tokens.contains_key(id.as_str()) {
-                shared.counters.record_hits.fetch_add(1, Ordering::Relaxed);
-                shared.trigger(id, reason);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether Redis itself answered with this error (the connection is fine).
+/// Whether Redis answered with this error and means it: not a broken or silent connection,
+/// and not "not now" (loading its data, no master, try again), which is waited out.
 fn answered(error: &redis::RedisError) -> bool {
     !(error.is_io_error()
         || error.is_connection_dropped()
         || error.is_connection_refusal()
         || error.is_timeout()
-        || error.is_unrecoverable_error())
-}
-
-/// Ends the deliveries of cancels Redis never acknowledged, saying why.
-fn abandon(shared: &Shared, batch: Vec<Job>, why: &str) {
-    for job in batch {
-        if let Job::Publish { done, .. } = job {
-            shared.counters.pending.fetch_sub(1, Ordering::Relaxed);
-            done.trigger_with(Reason::with_message(ReasonKind::Dropped, why.to_owned()));
-        }
-    }
+        || error.is_unrecoverable_error()
+        || matches!(error.retry_method(), redis::RetryMethod::WaitAndRetry))
 }

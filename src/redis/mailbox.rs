@@ -59,11 +59,11 @@ impl<T> Mailbox<T> {
         lock(&self.inner).stopping
     }
 
-    /// Moves up to `max` jobs into `into`, first waiting for one if `into` is empty and none
-    /// is queued; returns whether the mailbox has stopped (then it does not wait).
-    pub(crate) fn take(&self, into: &mut Vec<T>, max: usize) -> bool {
+    /// Moves up to `max` jobs into `into`, first waiting for one if `block` and none is queued;
+    /// returns whether the mailbox has stopped (then it does not wait).
+    pub(crate) fn take(&self, into: &mut Vec<T>, max: usize, block: bool) -> bool {
         let mut inner = lock(&self.inner);
-        while inner.jobs.is_empty() && into.is_empty() && !inner.stopping {
+        while block && inner.jobs.is_empty() && !inner.stopping {
             inner = wait(&self.signal, inner, None);
         }
         let count = inner.jobs.len().min(max.saturating_sub(into.len()));
@@ -143,7 +143,7 @@ pub mod loom_access {
             self.0.stop();
         }
         pub fn take(&self, into: &mut Vec<u32>, max: usize) -> bool {
-            self.0.take(into, max)
+            self.0.take(into, max, true)
         }
         pub fn drain(&self) -> Vec<u32> {
             self.0.drain()

@@ -78,8 +78,13 @@ use shared::{lock, Job, Shared};
 /// time is cancelled at once, so ids should name one job each.
 ///
 /// Cloning gives another handle to the same registry. When the last handle is dropped, the
-/// threads stop (within about 100 ms, without blocking the drop); [`close`](Self::close) stops
-/// them and waits. Either way, cancels already queued get one last try to reach Redis.
+/// threads stop without blocking the drop (within about 100 ms, or the connect timeout while
+/// Redis does not answer); [`close`](Self::close) stops them and waits. Either way, cancels
+/// already queued get one last try to reach Redis.
+///
+/// Tokens triggered by a cancel from elsewhere, or by a record, are triggered on the crate's
+/// timer threads (as deadlines are): a callback or waker that blocks holds up its own token
+/// only, never the cancels of other ids.
 ///
 /// # Examples
 ///
@@ -174,13 +179,8 @@ impl RedisRegistry {
         IdError::check(id)?;
         let shared = &self.owner.shared;
         let (token, registration) = shared.tokens.register_named(id.to_owned());
-        // While the subscription is down, the check made when it comes back reads every id
-        // registered by then, this one included: queueing one check per registration would
-        // only grow the queue for as long as Redis is away. A stopped registry reads no
-        // records; its tokens still work locally.
-        if shared.state() == ConnectionState::Connected {
-            let _ = shared.push(Job::Check(id.to_owned()));
-        }
+        // A stopped registry reads no records; its tokens still work locally.
+        let _ = shared.push(Job::Check(id.to_owned()));
         Ok((token, registration))
     }
 
@@ -264,7 +264,8 @@ impl RedisRegistry {
     ///
     /// Tokens and registrations keep working in this process; cancels from elsewhere no
     /// longer arrive. Called from a callback that runs on one of the registry's own threads,
-    /// it does not wait for that thread.
+    /// it does not wait for that thread; called while another `close` of the same registry
+    /// waits, it returns without waiting.
     pub fn close(self) {
         let owner = &self.owner;
         owner.shared.stop();

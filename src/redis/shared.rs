@@ -67,9 +67,9 @@ impl Stats {
         self.reconnects
     }
 
-    /// Ids registered here whose cancel was learned from its record rather than a message: a
-    /// cancel sent before the id registered, or while this registry was disconnected. Counted
-    /// before the tokens trigger.
+    /// Tokens registered here that a record triggered rather than a message: a cancel sent
+    /// before they registered, or while this registry was disconnected. Counted before they
+    /// trigger.
     pub fn record_hits(&self) -> u64 {
         self.record_hits
     }
@@ -223,13 +223,13 @@ impl Shared {
         key
     }
 
-    /// Triggers this process's tokens under `id`, keeping a panicking callback from taking a
-    /// helper thread down with it (the registry triggers every token before it resumes the
-    /// first panic, so none is skipped).
+    /// Triggers this process's tokens under `id`, each on one of the crate's timer firer
+    /// threads: their callbacks and wakers are user code, which must not hold up the helper
+    /// thread that serves every other cancel (nor take it down with a panic).
     pub(crate) fn trigger(&self, id: &str, reason: Reason) {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.tokens.cancel(id, reason)
-        }));
+        for token in self.tokens.tokens_of(id) {
+            token.trigger_on_firer(reason.clone());
+        }
     }
 
     /// The delay before reconnect attempt `attempt` (from 0): a step doubling from the minimum

@@ -35,10 +35,10 @@ enum Ended {
 /// take at most about the connect timeout.
 fn connect(shared: &Shared) -> redis::RedisResult<redis::Connection> {
     let timeout = shared.settings.connect_timeout;
-    let until = Instant::now() + timeout;
+    let started = Instant::now();
     let con = shared.client.get_connection_with_timeout(timeout)?;
-    let left = until
-        .saturating_duration_since(Instant::now())
+    let left = timeout
+        .saturating_sub(started.elapsed())
         .max(Duration::from_millis(1));
     con.set_write_timeout(Some(left))?;
     con.set_read_timeout(Some(left))?;
@@ -69,9 +69,7 @@ pub(crate) fn run(shared: Arc<Shared>, ready: mpsc::Sender<redis::RedisResult<()
                 None => {
                     shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                     // Subscribed before the records are read: nothing sent meanwhile slips
-                    // between them. Connected before the check is queued: `register` leaves
-                    // the check of an id to this one while it sees the registry disconnected,
-                    // so the check must read the ids after any such registration.
+                    // between them.
                     shared.set_state(ConnectionState::Connected);
                     let _ = shared.push(Job::CheckAll);
                 }

@@ -405,6 +405,23 @@ impl<K: Eq + Hash + Clone> CancelRegistry<K> {
         !self.shared.find(key).is_empty()
     }
 
+    /// The tokens of the operations registered under `key` now.
+    #[cfg(feature = "redis")]
+    pub(crate) fn tokens_of<Q>(&self, key: &Q) -> Vec<CancelToken>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let ids = self.shared.find(key);
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let state = lock(&self.shared.state);
+        ids.iter()
+            .filter_map(|id| Some(state.operations.get(id)?.token.clone()))
+            .collect()
+    }
+
     /// The key of every operation registered now, once per operation; cloned with no lock
     /// held.
     #[cfg(feature = "redis")]

@@ -393,6 +393,13 @@ impl CancelToken {
         self
     }
 
+    /// Triggers the token with `reason` on a timer firer thread, not this one; see
+    /// [`Node::trigger_on_firer`].
+    #[cfg(feature = "redis")]
+    pub(crate) fn trigger_on_firer(&self, reason: Reason) -> bool {
+        Node::trigger_on_firer(&self.node, reason)
+    }
+
     /// Sets a deadline `delay` from now (none if that overflows an [`Instant`]); see
     /// [`Node::set_deadline`].
     pub(crate) fn set_deadline_after(&self, delay: Duration, reason: DeadlineReason) -> bool {
