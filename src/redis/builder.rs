@@ -20,6 +20,9 @@ const LONGEST: Duration = Duration::from_secs(3600);
 ///
 /// # Examples
 ///
+/// (Not run here: it needs a Redis server on localhost. `examples/redis_workers.rs` starts one
+/// and runs these steps; `tests/redis*.rs` check each setting.)
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use cancel_token::redis::RedisRegistry;
@@ -108,8 +111,11 @@ impl Builder {
     /// Connects to Redis and starts the registry: its two helper threads, one subscribed to
     /// the channel and one for commands.
     ///
+    /// # Blocking
+    ///
     /// This blocks the calling thread until both connections are made (at the same time) and
-    /// the subscription is confirmed, for at most about the connect timeout.
+    /// the subscription is confirmed, for at most about the connect timeout. In async code,
+    /// call it before the runtime starts or on a blocking-task thread.
     ///
     /// # Errors
     ///

@@ -17,7 +17,9 @@
 //!
 //! # Examples
 //!
-//! A worker registers its job; any process (here a second registry) cancels it by id:
+//! A worker registers its job; any process (here a second registry) cancels it by id. (Not run
+//! here: it needs a Redis server on localhost. `examples/redis_workers.rs` starts one and runs
+//! the same steps across three processes.)
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -88,6 +90,8 @@ use shared::{lock, Job, Shared};
 ///
 /// # Examples
 ///
+/// (Not run here: it needs a Redis server on localhost; see `examples/redis_workers.rs`.)
+///
 /// ```no_run
 /// use cancel_token::redis::{ConnectionState, RedisRegistry};
 ///
@@ -133,6 +137,8 @@ impl Drop for Owner {
 
 impl RedisRegistry {
     /// Connects with the default settings; see [`Builder`] for the others.
+    ///
+    /// # Blocking
     ///
     /// This blocks the calling thread until Redis answers, for at most about five seconds (the
     /// default connect timeout).
@@ -235,8 +241,11 @@ impl RedisRegistry {
         self.owner.shared.state()
     }
 
-    /// Blocks the calling thread until the state is `state` or `timeout` passes; `true` if it
-    /// is.
+    /// Waits until the state is `state` or `timeout` passes; `true` if it is.
+    ///
+    /// # Blocking
+    ///
+    /// It blocks the calling thread, for at most `timeout`.
     pub fn wait_state(&self, state: ConnectionState, timeout: Duration) -> bool {
         self.owner.shared.wait_state(state, timeout)
     }
@@ -258,6 +267,8 @@ impl RedisRegistry {
 
     /// Stops the registry for every handle and waits for its threads to end: cancels already
     /// queued get one last try to reach Redis first.
+    ///
+    /// # Blocking
     ///
     /// It returns within about 100 ms when Redis answers, and within about the connect timeout
     /// when it does not (a heartbeat `PING` or that last try waiting for an answer).
@@ -329,8 +340,12 @@ impl Delivery {
         (reason.kind() == ReasonKind::Dropped).then(|| reason.to_string())
     }
 
-    /// Blocks the calling thread until Redis acknowledges the cancel, for at most `timeout`;
-    /// `true` if it did. `false` at once if the cancel was abandoned.
+    /// Waits until Redis acknowledges the cancel, for at most `timeout`; `true` if it did.
+    /// `false` at once if the cancel was abandoned.
+    ///
+    /// # Blocking
+    ///
+    /// It blocks the calling thread; [`delivered`](Self::delivered) is the async form.
     pub fn wait_blocking_timeout(&self, timeout: Duration) -> bool {
         self.done.wait_blocking_timeout(timeout);
         self.is_delivered()
