@@ -91,3 +91,26 @@ fn a_back_off_pause_ends_when_the_registry_stops() {
         assert!(pausing.join().unwrap(), "it saw the stop");
     });
 }
+
+/// After Redis refused something, the command thread sleeps until the back-off ends or a job
+/// comes, whichever is first: a job pushed meanwhile wakes it (what Redis accepts is never
+/// held up behind what it refuses).
+#[test]
+fn a_job_pushed_while_the_thread_sleeps_after_a_refusal_wakes_it() {
+    model(|| {
+        let mailbox = Arc::new(Mailbox::new());
+        let sleeping = thread::spawn({
+            let mailbox = Arc::clone(&mailbox);
+            move || {
+                let stopped = mailbox.sleep_until_job(Duration::from_secs(3600));
+                let mut batch = Vec::new();
+                let _ = mailbox.take(&mut batch, 8);
+                (stopped, batch)
+            }
+        });
+        assert!(mailbox.push(7));
+        let (stopped, batch) = sleeping.join().unwrap();
+        assert!(!stopped);
+        assert_eq!(batch, vec![7]);
+    });
+}

@@ -78,11 +78,20 @@ impl<T> Mailbox<T> {
 
     /// Sleeps for `delay`, or less if the mailbox stops; returns whether it has.
     pub(crate) fn pause(&self, delay: Duration) -> bool {
+        self.sleep(delay, false)
+    }
+
+    /// Sleeps for `delay`, or less if the mailbox stops or, with `until_job`, a job is
+    /// queued; returns whether it has stopped.
+    pub(crate) fn sleep(&self, delay: Duration, until_job: bool) -> bool {
         let until = Instant::now().checked_add(delay);
         let mut inner = lock(&self.inner);
         loop {
             if inner.stopping {
                 return true;
+            }
+            if until_job && !inner.jobs.is_empty() {
+                return false;
             }
             let Some(left) = time_left(until) else {
                 return false;
@@ -150,6 +159,9 @@ pub mod loom_access {
         }
         pub fn pause(&self, delay: Duration) -> bool {
             self.0.pause(delay)
+        }
+        pub fn sleep_until_job(&self, delay: Duration) -> bool {
+            self.0.sleep(delay, true)
         }
     }
 

@@ -43,7 +43,9 @@
 mod builder;
 mod commands;
 mod error;
+mod link;
 mod mailbox;
+mod publish;
 mod shared;
 mod subscriber;
 mod wire;
