@@ -74,8 +74,14 @@ pub(crate) fn run(shared: Arc<Shared>, ready: mpsc::Sender<redis::RedisResult<()
                     let _ = shared.push(Job::CheckAll);
                 }
             }
-            attempt = 0;
+            let since = Instant::now();
             let ended = listen(&shared, &mut pubsub);
+            // The back-off starts over only after a subscription that lasted: one dropped as
+            // soon as it is made (a proxy, a client output limit) would otherwise be made
+            // again, and every record read again, every `min` pause.
+            if since.elapsed() >= shared.settings.heartbeat.max(shared.settings.backoff_max) {
+                attempt = 0;
+            }
             // The `UNSUBSCRIBE` of the drop waits for its answer at most this long: a frozen
             // or vanished server must not hold up a stop or a reconnect.
             let _ = pubsub.set_read_timeout(Some(UNSUBSCRIBE_WAIT));
