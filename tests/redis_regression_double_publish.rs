@@ -17,18 +17,7 @@ fn an_accepted_cancel_in_a_refused_batch_is_published_twice() {
     let server = RedisServer::start();
     let redis = server.handle();
     within(LIMIT, move || {
-        let mut admin = redis.connection();
-        let () = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg("limited")
-            .arg("on")
-            .arg(">pw")
-            .arg("~cancel-token:cancelled:ok*")
-            .arg("&*")
-            .arg("+@all")
-            .query(&mut admin)
-            .unwrap();
-        let url = format!("redis://limited:pw@127.0.0.1:{}/", redis.port());
+        let url = redis.acl_user("limited", &["~cancel-token:cancelled:ok*"]);
         let canceller = RedisRegistry::builder(&url)
             .backoff(Duration::from_millis(200), Duration::from_millis(400))
             .connect()

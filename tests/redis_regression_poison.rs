@@ -121,18 +121,7 @@ fn a_refused_cancel_takes_the_innocent_cancels_of_its_batch_down_with_it() {
     let server = RedisServer::start();
     let redis = server.handle();
     within(LIMIT, move || {
-        let mut raw = redis.connection();
-        let _: () = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg("tenant")
-            .arg("on")
-            .arg(">pw")
-            .arg("~cancel-token:cancelled:ok-*")
-            .arg("&*")
-            .arg("+@all")
-            .query(&mut raw)
-            .unwrap();
-        let url = format!("redis://tenant:pw@127.0.0.1:{}/", redis.port());
+        let url = redis.acl_user("tenant", &["~cancel-token:cancelled:ok-*"]);
         let registry = RedisRegistry::connect(&url).unwrap();
         let alone = registry.cancel("ok-alone", "fine").unwrap();
         assert!(

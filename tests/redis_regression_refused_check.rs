@@ -17,19 +17,7 @@ fn a_refused_check_delays_every_later_cancel() {
     let server = RedisServer::start();
     let redis = server.handle();
     within(LIMIT, move || {
-        let mut admin = redis.connection();
-        let () = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg("nomget")
-            .arg("on")
-            .arg(">pw")
-            .arg("~*")
-            .arg("&*")
-            .arg("+@all")
-            .arg("-mget")
-            .query(&mut admin)
-            .unwrap();
-        let url = format!("redis://nomget:pw@127.0.0.1:{}/", redis.port());
+        let url = redis.acl_user("nomget", &["~*", "-mget"]);
         let registry = RedisRegistry::connect(&url).unwrap(); // default back-off 50 ms .. 5 s
         let (_t, _r) = registry.register("someone").unwrap();
         std::thread::sleep(Duration::from_secs(4));

@@ -226,6 +226,24 @@ impl RedisServer {
         read_log(&self.shared.dir)
     }
 
+    /// Creates an ACL user `name` (password `pw`) with `rules` (say `"~ok*"`, `"-mget"`) on
+    /// top of all channels and all commands, and returns a URL that logs in as it.
+    pub fn acl_user(&self, name: &str, rules: &[&str]) -> String {
+        let mut setuser = redis::cmd("ACL");
+        setuser
+            .arg("SETUSER")
+            .arg(name)
+            .arg("on")
+            .arg(">pw")
+            .arg("&*")
+            .arg("+@all");
+        for rule in rules {
+            setuser.arg(*rule);
+        }
+        let () = setuser.query(&mut self.connection()).unwrap();
+        format!("redis://{name}:pw@127.0.0.1:{}/", self.port())
+    }
+
     /// A new raw connection to the server.
     pub fn connection(&self) -> redis::Connection {
         redis::Client::open(self.url())
