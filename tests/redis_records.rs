@@ -64,7 +64,10 @@ fn a_cancel_sent_before_the_job_registers_is_honoured_at_registration() {
         // The other id has no record: its check found nothing.
         thread::sleep(GRACE);
         assert!(!other.is_triggered());
-        assert_eq!(worker.len(), 1);
+        // The others' entries leave in their triggers' callbacks, on timer firer threads.
+        wait_until("the triggered jobs to leave the registry", SOON, || {
+            worker.len() == 1
+        });
     });
     drop(server);
 }

@@ -142,7 +142,10 @@ fn ids_and_reasons_that_need_escaping_round_trip() {
             worker.stats().received() == cases.len() as u64
         });
         assert_eq!(worker.stats().malformed(), 0);
-        assert!(worker.is_empty());
+        // The entries leave in the triggers' callbacks, on timer firer threads.
+        wait_until("the triggered jobs to leave the registry", SOON, || {
+            worker.is_empty()
+        });
     });
     drop(server);
 }

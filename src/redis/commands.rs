@@ -25,6 +25,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::reason::{Reason, ReasonKind};
 use crate::CancelToken;
@@ -171,7 +172,10 @@ fn found(shared: &Shared, id: &str, value: &[u8], armed: &mut HashSet<CancelToke
         .unwrap_or_else(|| Reason::with_message(ReasonKind::Manual, "cancelled through Redis"));
     let hits = &shared.counters.record_hits;
     for token in shared.tokens.tokens_of(id) {
-        if armed.contains(&token) {
+        // Armed here, triggered, or due (armed by a message, or by a deadline of its own): its
+        // trigger is on its way already.
+        let due = || token.deadline().is_some_and(|at| at <= Instant::now());
+        if armed.contains(&token) || token.is_triggered() || due() {
             continue;
         }
         // Counted before it is armed, so that whoever the trigger wakes sees it; taken back
